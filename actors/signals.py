@@ -1,0 +1,25 @@
+"""Receivers of the domain's signals: the runtime side of start and clear_queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from stream_analysis import signals
+
+from . import queue, tasks
+
+
+@receiver(signals.tick_requested)
+def tick_started_task(sender: Any, task: Any, **kwargs: Any) -> None:
+    """Tick a task as soon as it is started instead of at the next minute."""
+    transaction.on_commit(lambda: tasks.coordinate.send(task.key))
+
+
+@receiver(signals.queue_cleared)
+def delete_queued_messages(sender: Any, task: Any, **kwargs: Any) -> int:
+    """Delete the task's queued calculate and coordinator messages."""
+    names = [tasks.calculate.actor_name, tasks.coordinate.actor_name]
+    return queue.delete_queued(tasks.QUEUE, names, task.key)

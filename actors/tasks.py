@@ -1,0 +1,117 @@
+"""The actors: a periodic tick, the per-task coordinator, and the calculator.
+
+Every actor here is safe to run twice, concurrently or not: the coordinator
+works under a per-task advisory lock and inserts with ON CONFLICT DO NOTHING;
+the calculator claims frames with FOR UPDATE SKIP LOCKED, so a duplicate finds
+nothing to claim and stops. Messages carry task keys, never rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from functools import partial
+
+import dramatiq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+from periodiq import cron
+
+from stream_analysis import processing, scheduling
+from stream_analysis.models import AnalysisTask
+from stream_analysis.settings import app_settings
+
+from . import queue
+
+logger = logging.getLogger(__name__)
+
+QUEUE = getattr(settings, "STREAM_ANALYSIS_QUEUE", "stream_analysis")
+#: Dramatiq's own retries cover infrastructure errors (database gone, reset
+#: connection); calculate() failures are retried per frame by the domain.
+INFRA_RETRIES = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
+
+
+def _calculate_time_limit_ms() -> int:
+    return int((app_settings.TIME_BUDGET + app_settings.FRAME_TIME_LIMIT) * 1000)
+
+
+@dramatiq.actor(queue_name=QUEUE, periodic=cron("* * * * *"), max_retries=0)
+def tick() -> None:
+    """Every minute (periodiq): send a coordinator tick for every running task.
+
+    Safe to run twice: a duplicate tick only sends duplicate coordinator ticks,
+    which serialize on the task's lock and create nothing new.
+    """
+    for task in AnalysisTask.get():
+        if task.is_running:
+            coordinate.send(task.key)
+
+
+@dramatiq.actor(queue_name=QUEUE, **INFRA_RETRIES)
+def coordinate(key: str) -> None:
+    """Create every due frame of task ``key``, then make sure workers drain them.
+
+    Safe to run twice: ticks serialize on a per-task advisory lock, and frames
+    are unique by start time. A tick that finds the lock taken does nothing:
+    the holder does the same work.
+    """
+    task = AnalysisTask.get(key)
+    if task is None:
+        logger.warning(
+            "tick for unknown task %r ignored", key, extra={"action": "tick", "task": key}
+        )
+        return
+    wanted_cap = app_settings.CONCURRENCY * app_settings.BATCH_SIZE
+    with transaction.atomic():
+        result = scheduling.create_due_frames(task, count_limit=wanted_cap)
+        if not (result.locked and result.running):
+            return
+        transaction.on_commit(partial(top_up, key, result.due))
+        if result.rearm_in is not None and scheduling.claim_rearm(task, result.rearm_in):
+            transaction.on_commit(partial(send_rearm, key, result.rearm_in))
+
+
+def top_up(key: str, due: int) -> int:
+    """Send calculate messages until enough are queued for ``due`` frames.
+
+    Counts only queued messages: in-flight ones may belong to a dead worker
+    whose messages wait for the broker's redelivery. Returns how many it sent.
+    """
+    wanted = min(app_settings.CONCURRENCY, math.ceil(due / app_settings.BATCH_SIZE))
+    missing = wanted - queue.count_queued(QUEUE, calculate.actor_name, key)
+    for _ in range(missing):
+        calculate.send(key)
+    return max(missing, 0)
+
+
+def send_rearm(key: str, delay_seconds: float) -> None:
+    coordinate.send_with_options(args=(key,), delay=int(delay_seconds * 1000))
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=_calculate_time_limit_ms(), **INFRA_RETRIES)
+def calculate(key: str) -> None:
+    """Calculate due frames of task ``key`` until none is due or the time budget is up.
+
+    Safe to run twice, and many at once: frames are claimed with SKIP LOCKED, so
+    each is calculated by exactly one message. When time runs out with frames
+    still due it hands over to a fresh message, so periodic ticks never starve.
+    """
+    task = AnalysisTask.get(key)
+    if task is None or not task.is_running:
+        return
+    frame_class = task.get_frame_class()
+    result = processing.calculate_due_frames(
+        frame_class,
+        deadline=time.monotonic() + app_settings.TIME_BUDGET,
+        interrupts=(TimeLimitExceeded,),
+    )
+    if result.more_due or result.interrupted:
+        calculate.send(key)
+        return
+    retry_at = processing.next_retry_at(frame_class)
+    if retry_at is not None:
+        delay = max((retry_at - timezone.now()).total_seconds(), 0.0)
+        calculate.send_with_options(args=(key,), delay=int(delay * 1000) + 100)

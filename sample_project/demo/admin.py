@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from stream_analysis.admin import BaseTimeFrameAdmin
+
+from .models import DemoTimeFrame, Tweet
+
+
+@admin.register(Tweet)
+class TweetAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "text"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+
+
+@admin.register(DemoTimeFrame)
+class DemoTimeFrameAdmin(BaseTimeFrameAdmin):
+    list_display = [*BaseTimeFrameAdmin.list_display, "item_count"]

@@ -1,0 +1,212 @@
+"""System checks: configuration mistakes fail ``manage.py check`` with a hint."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .settings import DEFAULTS
+
+KEY_PATTERN = re.compile(r"^\w+$")
+SETTING = "ANALYSIS_TIME_FRAME_TASKS"
+POSITIVE_SETTINGS = (
+    "BATCH_SIZE",
+    "TIME_BUDGET",
+    "FRAME_TIME_LIMIT",
+    "MAX_ATTEMPTS",
+    "RETRY_BACKOFF",
+    "RETRY_BACKOFF_MAX",
+    "CONCURRENCY",
+)
+
+
+def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
+    return checks.Error(msg, hint=hint, obj=obj, id=f"stream_analysis.E{n:03d}")
+
+
+@checks.register()
+def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTING, {})
+    if not isinstance(raw, dict):
+        return [
+            error(
+                1,
+                f"{SETTING} must be a dict of task key -> task settings.",
+                f'Write {SETTING} = {{"demo": {{"name": ..., "frame_class_path": ...}}}}.',
+            )
+        ]
+    found: list[checks.CheckMessage] = []
+    for key, entry in raw.items():
+        found.extend(check_task(key, entry))
+    return found
+
+
+def check_task(key: Any, entry: Any) -> list[checks.CheckMessage]:
+    where = f"{SETTING}[{key!r}]"
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        return [
+            error(
+                3,
+                f"{where}: the key {key!r} is not word-like.",
+                "Use letters, digits and underscores only, e.g. 'tweet_counts'.",
+            )
+        ]
+    if not isinstance(entry, dict):
+        return [
+            error(
+                2,
+                f"{where} must be a dict.",
+                'Give it "name" and "frame_class_path" (and optionally "autostart").',
+            )
+        ]
+    missing = [f for f in ("name", "frame_class_path") if not entry.get(f)]
+    if missing:
+        return [
+            error(
+                2,
+                f"{where} is missing {', '.join(repr(m) for m in missing)}.",
+                'Each task needs "name" (a label) and "frame_class_path" '
+                "(dotted path of a BaseTimeFrame model).",
+            )
+        ]
+    return check_frame_class(where, entry["frame_class_path"])
+
+
+def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
+    from .models import BaseTimeFrame
+
+    try:
+        frame_class = import_string(path)
+    except ImportError as exc:
+        return [
+            error(
+                4,
+                f"{where}: frame_class_path {path!r} does not import: {exc}",
+                "Give the full dotted path of the model, e.g. 'myapp.models.MyTimeFrame'.",
+            )
+        ]
+    if not (
+        isinstance(frame_class, type)
+        and issubclass(frame_class, BaseTimeFrame)
+        and not frame_class._meta.abstract
+    ):
+        return [
+            error(
+                5,
+                f"{where}: {path!r} is not a concrete BaseTimeFrame subclass.",
+                "Point frame_class_path at a model class that extends "
+                "stream_analysis.BaseTimeFrame and is not abstract.",
+            )
+        ]
+    return (
+        check_duration(where, frame_class)
+        + check_stream_class(where, frame_class)
+        + check_due_index(frame_class)
+    )
+
+
+def check_duration(where: str, frame_class: type) -> list[checks.CheckMessage]:
+    duration = getattr(frame_class, "DURATION", None)
+    if isinstance(duration, timedelta) and duration > timedelta(0):
+        return []
+    return [
+        error(
+            6,
+            f"{where}: {frame_class.__name__}.DURATION is {duration!r}, not a positive timedelta.",
+            "Set DURATION = timedelta(seconds=15) (or any positive timedelta).",
+            obj=frame_class,
+        )
+    ]
+
+
+def check_stream_class(where: str, frame_class: type) -> list[checks.CheckMessage]:
+    from .streams import AbstractStream
+
+    stream_class = getattr(frame_class, "STREAM_CLASS", None)
+    if isinstance(stream_class, type) and issubclass(stream_class, AbstractStream):
+        return []
+    return [
+        error(
+            7,
+            f"{where}: {frame_class.__name__}.STREAM_CLASS is {stream_class!r}, "
+            "not an AbstractStream subclass.",
+            "Set STREAM_CLASS to a class that extends stream_analysis.AbstractStream.",
+            obj=frame_class,
+        )
+    ]
+
+
+def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
+    names = [index.name for index in frame_class._meta.indexes]
+    if any(name and name.endswith("_due") for name in names):
+        return []
+    return [
+        checks.Warning(
+            f"{frame_class.__name__} lost BaseTimeFrame's index of due frames "
+            "(its Meta does not inherit BaseTimeFrame.Meta).",
+            hint="Write 'class Meta(BaseTimeFrame.Meta):' so claiming frames stays fast.",
+            obj=frame_class,
+            id="stream_analysis.W001",
+        )
+    ]
+
+
+@checks.register()
+def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
+    if engine == "django.db.backends.postgresql":
+        return []
+    return [
+        error(
+            8,
+            f"The default database uses {engine!r}; stream_analysis needs PostgreSQL "
+            "(row locks, advisory locks and the message queue live there).",
+            "Set DATABASES['default']['ENGINE'] = 'django.db.backends.postgresql' "
+            "(with psycopg 3), e.g. through DATABASE_URL.",
+        )
+    ]
+
+
+@checks.register()
+def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    broker = getattr(settings, "DRAMATIQ_BROKER", None)
+    if not isinstance(broker, dict) or not broker.get("BROKER"):
+        return [
+            error(
+                9,
+                "No Dramatiq broker is configured (DRAMATIQ_BROKER is missing).",
+                'Set DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker", '
+                '"MIDDLEWARE": [...]}; see README "Settings".',
+            )
+        ]
+    if not broker.get("MIDDLEWARE"):
+        return [
+            error(
+                10,
+                "DRAMATIQ_BROKER has no MIDDLEWARE list: django-dramatiq would build "
+                "a broker without Retries, TimeLimit or the periodic scheduler.",
+                'Write the middleware list out; see README "Settings".',
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    found: list[checks.CheckMessage] = []
+    for name in POSITIVE_SETTINGS:
+        value = getattr(settings, f"STREAM_ANALYSIS_{name}", DEFAULTS[name])
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            found.append(
+                error(
+                    11,
+                    f"STREAM_ANALYSIS_{name} is {value!r}; it must be a positive number.",
+                    f"Remove it to use the default ({DEFAULTS[name]!r}).",
+                )
+            )
+    return found

@@ -1,0 +1,335 @@
+"""Time-frame models (the user's results) and the task state table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
+from django.db.models import Q
+from django.utils.module_loading import import_string
+
+from . import frames, signals
+from .exceptions import ConfigurationError, UnknownTaskError
+from .settings import TaskSettings, app_settings
+from .streams import AbstractStream
+
+if TYPE_CHECKING:
+    from collections.abc import Sized
+
+
+class TimedIntervalMixin(models.Model):
+    """A model with a ``start_time`` and a fixed ``DURATION`` (default one minute).
+
+    Use it for a frame-like model that is not analysed by this app; extend
+    :class:`BaseTimeFrame` for one that is.
+    """
+
+    DURATION: ClassVar[timedelta] = timedelta(minutes=1)
+
+    start_time = models.DateTimeField(db_index=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def duration(self) -> timedelta:
+        return type(self).DURATION
+
+    @property
+    def duration_seconds(self) -> float:
+        return type(self).DURATION.total_seconds()
+
+    @property
+    def end_time(self) -> datetime:
+        return self.start_time + self.duration
+
+    @classmethod
+    def get_latest(cls) -> Any:
+        """The frame with the newest ``start_time``, or None."""
+        try:
+            return cls._default_manager.latest("start_time")
+        except ObjectDoesNotExist:
+            return None
+
+    @classmethod
+    def get_earliest(cls) -> Any:
+        """The frame with the oldest ``start_time``, or None."""
+        try:
+            return cls._default_manager.earliest("start_time")
+        except ObjectDoesNotExist:
+            return None
+
+    @classmethod
+    def get_latest_end_time(cls) -> datetime | None:
+        """End of the newest frame (one indexed aggregate), or None."""
+        latest = cls._default_manager.aggregate(v=models.Max("start_time"))["v"]
+        return None if latest is None else latest + cls.DURATION
+
+    @classmethod
+    def get_earliest_start_time(cls) -> datetime | None:
+        """Start of the oldest frame (one indexed aggregate), or None."""
+        return cls._default_manager.aggregate(v=models.Min("start_time"))["v"]
+
+    @classmethod
+    def get_in_range(
+        cls,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        calculated: bool | None = None,
+    ) -> models.QuerySet[Any]:
+        """Frames overlapping ``[start, end)``; either bound may be None (unbounded).
+
+        ``calculated`` filters on the frame's ``calculated`` flag when given.
+        """
+        query = cls._default_manager.all()
+        if calculated is not None:
+            query = query.filter(calculated=calculated)
+        if end is not None:
+            query = query.filter(start_time__lt=end)
+        if start is not None:
+            query = query.filter(start_time__gt=start - cls.DURATION)
+        return query
+
+
+class BaseTimeFrame(TimedIntervalMixin):
+    """One DURATION of stream time and the results of analysing it.
+
+    Subclass it as a concrete model: set ``STREAM_CLASS`` and ``DURATION``, add
+    result fields (give them defaults: frames are created in bulk by the
+    database), and implement ``calculate(stream_data)``. ``calculate()`` and
+    ``cleanup()`` run in the same transaction that marks the frame calculated:
+    any rows they write commit together with the frame, or not at all.
+
+    If you declare ``class Meta``, inherit it: ``class Meta(BaseTimeFrame.Meta)``,
+    or the index that finds due frames is lost (``manage.py check`` warns).
+    """
+
+    STREAM_CLASS: ClassVar[type[AbstractStream] | None] = None
+
+    start_time = models.DateTimeField(unique=True)
+    calculated = models.BooleanField(default=False, db_default=False)
+    missing_data = models.BooleanField(default=False, db_default=False)
+    analysis_time = models.FloatField(
+        null=True, blank=True, help_text="Seconds spent in get_stream_data() and calculate()."
+    )
+    cleanup_time = models.FloatField(
+        null=True, blank=True, help_text="Seconds spent in cleanup()."
+    )
+    calculated_at = models.DateTimeField(null=True, blank=True)
+    failed = models.BooleanField(
+        default=False, db_default=False, help_text="calculate() failed on every attempt."
+    )
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not retried before this time (after a failure)."
+    )
+    last_error = models.TextField(
+        default="", db_default="", blank=True, help_text="Traceback of the last failure."
+    )
+
+    DUE_INDEX_SUFFIX: ClassVar[str] = "_due"
+
+    class Meta:
+        abstract = True
+        get_latest_by = "start_time"
+        indexes = [
+            models.Index(
+                fields=["-start_time"],
+                name="%(class)s_due",
+                condition=Q(calculated=False, failed=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.start_time:%Y-%m-%d %H:%M:%S%z} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        """'calculated', 'failed', 'retrying' or 'pending'."""
+        if self.calculated:
+            return "calculated"
+        if self.failed:
+            return "failed"
+        return "retrying" if self.attempts else "pending"
+
+    def calculate(self, stream_data: Sized | Any) -> Any:
+        """Analyse ``stream_data`` (this frame's items) and set this frame's fields.
+
+        Called in a worker; the frame is saved for you afterwards. May raise: the
+        frame is then retried with backoff, and marked failed after the last try.
+        Set ``self.missing_data = True`` if the data looked incomplete.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement calculate(stream_data).")
+
+    def cleanup(self) -> None:
+        """Remove data accumulated elsewhere that is no longer needed. Optional."""
+
+    @classmethod
+    def get_stream(cls) -> AbstractStream:
+        """A new instance of ``STREAM_CLASS``."""
+        if cls.STREAM_CLASS is None:
+            raise ConfigurationError(
+                f"{cls.__name__}.STREAM_CLASS is not set. "
+                "Point it at your AbstractStream subclass."
+            )
+        return cls.STREAM_CLASS()
+
+    @classmethod
+    def due_frames(cls) -> models.QuerySet[Any]:
+        """Frames still to be calculated (pending or waiting for a retry)."""
+        return cls._default_manager.filter(calculated=False, failed=False)
+
+    @classmethod
+    def get_stream_memory_cutoff(cls) -> datetime | None:
+        """The earliest stream time these frames still need; None keeps all data.
+
+        Default: the start of the oldest frame not yet calculated (failed frames
+        count: their data is kept so they can be retried), else the start of the
+        newest calculated frame, else None.
+        """
+        manager = cls._default_manager
+        oldest_open = manager.filter(calculated=False).aggregate(v=models.Min("start_time"))["v"]
+        newest_done = None
+        if oldest_open is None:
+            newest_done = manager.filter(calculated=True).aggregate(v=models.Max("start_time"))[
+                "v"
+            ]
+        return frames.memory_cutoff(oldest_open, newest_done)
+
+    @classmethod
+    def get_performance_stats(
+        cls, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, float | None]:
+        """Average ``analysis_time`` and ``cleanup_time`` (seconds) of calculated frames."""
+        return cls.get_in_range(start=start, end=end, calculated=True).aggregate(
+            analysis_time=models.Avg("analysis_time"),
+            cleanup_time=models.Avg("cleanup_time"),
+        )
+
+    @classmethod
+    def get_average_analysis_time(
+        cls, start: datetime | None = None, end: datetime | None = None
+    ) -> float | None:
+        """Average ``analysis_time`` of calculated frames (the original's name)."""
+        return cls.get_performance_stats(start, end)["analysis_time"]
+
+    @classmethod
+    def count_completed(cls) -> int:
+        """How many frames are calculated."""
+        return cls.get_in_range(calculated=True).count()
+
+
+class AnalysisTaskManager(models.Manager["AnalysisTask"]):
+    def for_key(self, key: str) -> AnalysisTask:
+        """The task's state row, created on first use. Raises UnknownTaskError."""
+        configured = app_settings.tasks()
+        if key not in configured:
+            raise UnknownTaskError(key, sorted(configured))
+        task, _ = self.get_or_create(key=key)
+        return task
+
+
+class AnalysisTask(models.Model):
+    """An entry of ``ANALYSIS_TIME_FRAME_TASKS`` and its state (running or stopped).
+
+    The configuration (name, frame class, autostart) comes from settings; the
+    state is a row so that it survives restarts and is shared by every process.
+    """
+
+    key = models.CharField(max_length=100, unique=True)
+    running = models.BooleanField(
+        null=True, blank=True, help_text="Set by start/stop. Empty: follow 'autostart'."
+    )
+    rearm_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the pending re-arm tick is due."
+    )
+    last_tick_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = AnalysisTaskManager()
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = "analysis task"
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- configuration --------------------------------------------------------
+
+    @property
+    def config(self) -> TaskSettings:
+        try:
+            return app_settings.tasks()[self.key]
+        except KeyError:
+            raise UnknownTaskError(self.key, sorted(app_settings.tasks())) from None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def frame_class_path(self) -> str:
+        return self.config.frame_class_path
+
+    @property
+    def autostart(self) -> bool:
+        return self.config.autostart
+
+    def get_frame_class(self) -> type[BaseTimeFrame]:
+        """The task's frame model, imported from ``frame_class_path``."""
+        try:
+            frame_class = import_string(self.frame_class_path)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"Task {self.key!r}: frame_class_path {self.frame_class_path!r} does not "
+                f"import ({exc}). Run 'manage.py check'."
+            ) from exc
+        return frame_class
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        """Explicit start/stop wins; otherwise the task runs if it autostarts."""
+        return self.autostart if self.running is None else self.running
+
+    @classmethod
+    def get(cls, key: str | None = None) -> Any:
+        """The task with this key (None if unknown, as in the original), or all tasks."""
+        if key is None:
+            return [cls.objects.for_key(k) for k in sorted(app_settings.tasks())]
+        try:
+            return cls.objects.for_key(key)
+        except UnknownTaskError:
+            return None
+
+    @classmethod
+    def require(cls, key: str) -> AnalysisTask:
+        """Like ``get(key)`` but raises :class:`UnknownTaskError` naming the valid keys."""
+        return cls.objects.for_key(key)
+
+    def schedule(self) -> bool:
+        """Start the task: frames are created and calculated from the next tick on."""
+        self._set_running(True)
+        signals.tick_requested.send(sender=type(self), task=self)
+        return True
+
+    def cancel(self) -> bool:
+        """Stop the task. Pending frames stay pending until it is started again."""
+        was_running = self.is_running
+        self._set_running(False)
+        return was_running
+
+    def clear_queue(self) -> tuple[int, int]:
+        """Delete this task's pending frames and queued messages: (messages, frames)."""
+        frame_class = self.get_frame_class()
+        frames_deleted, _ = frame_class.due_frames().delete()
+        responses = signals.queue_cleared.send(sender=type(self), task=self)
+        messages = sum(int(r) for _, r in responses if isinstance(r, int))
+        return messages, frames_deleted
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        type(self).objects.filter(pk=self.pk).update(running=running)

@@ -1,0 +1,77 @@
+"""The SQL that carries the concurrency design, loaded from ``sql/queries.sql``.
+
+Each query sits under a ``-- name --`` header with a comment saying what it
+guarantees. Table and column names come from Django models and are quoted by
+the database backend; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from django.db import connection, models
+
+_HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
+
+
+@cache
+def _queries() -> dict[str, str]:
+    text = files(__package__).joinpath("sql/queries.sql").read_text()
+    parts = _HEADER.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def query(name: str, model: type[models.Model] | None = None, **parts: str) -> str:
+    """The named query, with ``{table}``/``{start}`` (and ``parts``) filled in for ``model``."""
+    sql = _queries()[name]
+    if model is None:
+        return sql
+    quote = connection.ops.quote_name
+    return sql.format(table=quote(model._meta.db_table), start=quote("start_time"), **parts)
+
+
+def fetch_value(name: str, params: dict[str, Any], model: type[models.Model] | None = None) -> Any:
+    """Run a query returning one value and return it."""
+    with connection.cursor() as cursor:
+        cursor.execute(query(name, model), params)
+        return cursor.fetchone()[0]
+
+
+def execute(
+    name: str, params: dict[str, Any], model: type[models.Model] | None = None, **parts: str
+) -> int:
+    """Run a statement and return its row count."""
+    with connection.cursor() as cursor:
+        cursor.execute(query(name, model, **parts), params)
+        return cursor.rowcount
+
+
+def python_defaults(model: type[models.Model]) -> dict[str, Any]:
+    """Column -> value for fields whose default lives in Python only.
+
+    A bulk ``INSERT … SELECT`` only gets database defaults; this supplies the
+    others (such as ``IntegerField(default=0)``) as bound parameters.
+    """
+    values = {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.name == "start_time" or field.has_db_default():
+            continue
+        if field.has_default():
+            values[field.column] = field.get_db_prep_save(field.get_default(), connection)
+        elif not field.null:
+            values[field.column] = None  # reported by manage.py check (E013)
+    return values
+
+
+def insert_frames_query(model: type[models.Model]) -> tuple[str, dict[str, Any]]:
+    """The ``insert_frames`` statement for ``model`` and its default-value parameters."""
+    defaults = python_defaults(model)
+    quote = connection.ops.quote_name
+    names = [f"default_{i}" for i in range(len(defaults))]
+    columns = "".join(f", {quote(column)}" for column in defaults)
+    values = "".join(f", %({n})s" for n in names)
+    sql = query("insert_frames", model, default_columns=columns, default_values=values)
+    return sql, dict(zip(names, defaults.values(), strict=True))

@@ -1,0 +1,75 @@
+"""The app's settings, read from Django's settings each time they are used.
+
+Nothing here is read at import time, so ``override_settings`` works and an
+import of this module never needs configured settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # Frames claimed and committed together; each runs in its own savepoint.
+    "BATCH_SIZE": 20,
+    # Seconds one calculate message may keep claiming frames before it hands
+    # over to a fresh message (keeps periodic ticks from starving).
+    "TIME_BUDGET": 10.0,
+    # Seconds a single frame's calculate() may run before it is interrupted.
+    "FRAME_TIME_LIMIT": 300.0,
+    # How many times calculate() is tried before a frame is marked failed.
+    "MAX_ATTEMPTS": 3,
+    # Backoff before attempt n+1 is RETRY_BACKOFF * 2**(n-1) seconds, capped.
+    "RETRY_BACKOFF": 5.0,
+    "RETRY_BACKOFF_MAX": 600.0,
+    # Calculate messages kept queued per task while frames are pending.
+    "CONCURRENCY": 4,
+    # Dramatiq queue of this app's actors.
+    "QUEUE": "stream_analysis",
+}
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """One entry of ``ANALYSIS_TIME_FRAME_TASKS``, as written by the user."""
+
+    key: str
+    name: str
+    frame_class_path: str
+    autostart: bool
+
+
+class AppSettings:
+    """Attribute access to ``STREAM_ANALYSIS_<NAME>`` with the defaults above."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        return getattr(django_settings, f"STREAM_ANALYSIS_{name}", DEFAULTS[name])
+
+    @property
+    def raw_tasks(self) -> Any:
+        """``ANALYSIS_TIME_FRAME_TASKS`` exactly as configured (unchecked)."""
+        return getattr(django_settings, "ANALYSIS_TIME_FRAME_TASKS", {})
+
+    def tasks(self) -> dict[str, TaskSettings]:
+        """The configured tasks; entries that ``manage.py check`` rejects are skipped."""
+        raw = self.raw_tasks
+        if not isinstance(raw, dict):
+            return {}
+        found = {}
+        for key, entry in raw.items():
+            if not isinstance(entry, dict) or "frame_class_path" not in entry:
+                continue
+            found[key] = TaskSettings(
+                key=key,
+                name=str(entry.get("name", key)),
+                frame_class_path=str(entry["frame_class_path"]),
+                autostart=bool(entry.get("autostart", False)),
+            )
+        return found
+
+
+app_settings = AppSettings()

@@ -1,0 +1,42 @@
+-- try_task_lock --
+-- Only one coordinator per task at a time; released at COMMIT/ROLLBACK (needs a transaction).
+SELECT pg_try_advisory_xact_lock(%(key)s);
+
+-- insert_frames --
+-- Creates every aligned frame in [first, last] once: start_time is UNIQUE, so a
+-- frame another coordinator already made is skipped, never duplicated.
+-- The extra columns are the Python-side defaults of fields that have no db_default.
+INSERT INTO {table} ({start}{default_columns})
+SELECT s{default_values}
+FROM generate_series(%(first)s::timestamptz, %(last)s::timestamptz, %(step)s::interval) AS s
+ON CONFLICT ({start}) DO NOTHING;
+
+-- claim_frames --
+-- Locks up to %(limit)s due frames, newest first, skipping frames another worker holds.
+-- The lock lasts until the claiming transaction ends: a crashed worker releases it.
+SELECT * FROM {table}
+WHERE NOT calculated AND NOT failed
+  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+ORDER BY {start} DESC
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- count_due --
+-- How many frames are due now, counting no further than %(limit)s (cheap on a backlog).
+SELECT count(*) FROM (
+  SELECT 1 FROM {table}
+  WHERE NOT calculated AND NOT failed
+    AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+  LIMIT %(limit)s
+) AS due;
+
+-- next_retry_at --
+-- The earliest time a frame waiting for a retry becomes due again.
+SELECT min(next_attempt_at) FROM {table}
+WHERE NOT calculated AND NOT failed AND next_attempt_at > now();
+
+-- reset_frames --
+-- Puts calculated or failed frames in [first, last] back to pending (backfill --force).
+UPDATE {table}
+SET calculated = false, failed = false, attempts = 0, next_attempt_at = NULL, last_error = ''
+WHERE {start} BETWEEN %(first)s AND %(last)s AND (calculated OR failed);

@@ -1,0 +1,53 @@
+"""The stream interface: how this app reads and trims a user's streaming data."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sized
+from datetime import datetime
+from typing import Any
+
+
+class AbstractStream(ABC):
+    """Access to one source of timestamped items, for example a table of tweets.
+
+    Subclass it and implement every method. All datetimes must be timezone-aware.
+    An instance is created (with no arguments) each time the app needs the stream,
+    so keep ``__init__`` cheap and stateless.
+    """
+
+    @abstractmethod
+    def is_stream_empty(self) -> bool:
+        """True when the stream holds no item at all."""
+
+    @abstractmethod
+    def get_earliest_stream_time(self) -> datetime | None:
+        """Timestamp of the oldest item still stored (None if empty)."""
+
+    @abstractmethod
+    def get_latest_stream_time(self) -> datetime | None:
+        """Timestamp of the newest item (None if empty).
+
+        A frame is created once this time has reached the frame's end, so it is
+        the stream's clock: items older than it should already be stored.
+        """
+
+    @abstractmethod
+    def get_stream_data(self, start: datetime, end: datetime) -> Sized | Any:
+        """The items with ``start <= time < end``, passed to ``calculate()`` as is.
+
+        A queryset is ideal: it is evaluated inside the frame's transaction.
+        """
+
+    @abstractmethod
+    def delete_before(self, cutoff_datetime: datetime | None) -> int:
+        """Delete items with time strictly before ``cutoff_datetime``; return how many.
+
+        ``None`` means "keep everything": delete nothing and return 0. Items *at*
+        the cutoff belong to a frame that may not be calculated yet: keep them
+        (use ``__lt``, not ``__lte``).
+        """
+
+    @abstractmethod
+    def count_before(self, cutoff_datetime: datetime | None) -> int:
+        """How many items ``delete_before(cutoff_datetime)`` would delete."""
