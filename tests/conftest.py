@@ -1,0 +1,124 @@
+"""Fixtures: real PostgreSQL (pytest-django's test database) and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from stream_analysis.database import database_url
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """Environment of a child process that uses this test run's database."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(connection.settings_dict),
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+        **extra,
+    )
+    return env
+
+
+class Workers:
+    """Real ``dramatiq`` worker processes, each in its own process group."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, processes: int = 1, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "dramatiq", "django_dramatiq.setup", "actors.tasks",
+            "--processes", str(processes), "--threads", str(threads), "--path", str(REPO),
+        ]  # fmt: skip
+        with open(self.log_dir / f"worker-{len(self.procs)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                command, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=REPO,
+            )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in sorted(self.log_dir.glob("worker-*.log"))
+        )
+
+
+@pytest.fixture
+def live_db(transactional_db: None) -> Iterator[None]:
+    """Committed data (other processes see it); the broker's queue is emptied afterwards."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE dramatiq.queue, dramatiq.worker, dramatiq.result")
+
+
+@pytest.fixture
+def workers(live_db: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Start real worker processes with ``workers.start()``; they stop after the test."""
+    group = Workers(tmp_path)
+    yield group
+    group.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(group.logs())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_broker_pool(django_db_setup: None) -> Iterator[None]:
+    """Close the broker's connections before the test database is dropped."""
+    yield
+    import dramatiq
+
+    pool = getattr(dramatiq.get_broker(), "pool", None)
+    if pool is not None:
+        pool.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def at(seconds: float) -> datetime:
+    """A stream time ``seconds`` after T0 (an aligned instant: a multiple of every DURATION)."""
+    return T0 + timedelta(seconds=seconds)
