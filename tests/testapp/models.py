@@ -71,13 +71,16 @@ class LoggedFrame(BaseTimeFrame):
         abstract = True
 
     def calculate(self, stream_data):
-        behave = Behaviour.objects.filter(frame_start=self.start_time).first()
-        if behave is not None:
-            self.misbehave(behave)
-        self.item_count = len(stream_data)
+        # Logged first: a failed or killed attempt must roll this row back.
         CalculationLog.objects.create(
             frame_model=type(self).__name__, start_time=self.start_time, pid=os.getpid()
         )
+        behave = Behaviour.objects.filter(frame_start=self.start_time).first()
+        if behave is not None:
+            self.misbehave(behave)
+        # Lets a test slow every frame down so that several workers really race.
+        time.sleep(float(os.environ.get("TEST_CALCULATE_SLEEP", "0")))
+        self.item_count = len(stream_data)
 
     def misbehave(self, behave):
         # The marker is a file, not a row: a killed attempt rolls back its rows.
