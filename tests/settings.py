@@ -46,6 +46,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_config(REPO_DIR / ".pgdata")}
+# One test database per test run, so that runs side by side never share one.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("STREAM_ANALYSIS_TEST_DB", f"test_stream_analysis_{os.getpid()}")
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DRAMATIQ_BROKER = broker_settings()
