@@ -1,0 +1,179 @@
+"""The coordinator: frames created once, under racing ticks, and always drained."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from actors import queue, tasks
+from stream_analysis import frames, scheduling
+from stream_analysis.models import AnalysisTask
+from tests.conftest import at, wait_until
+from tests.streams import write_stream
+from tests.testapp.models import CalculationLog, CountFrame, Item
+
+
+def run_in_threads(count: int, target) -> list:
+    """Run ``target()`` in ``count`` threads released at the same instant; return results."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = target()
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def tick(key: str = "counts") -> scheduling.TickResult:
+    with transaction.atomic():
+        return scheduling.create_due_frames(AnalysisTask.require(key), count_limit=1000)
+
+
+def test_three_coordinators_ticking_at_once_create_each_frame_once(live_db):
+    write_stream(300)
+
+    results = run_in_threads(3, tick)
+
+    assert sum(r.created for r in results) == 300
+    assert CountFrame.objects.count() == 300
+    starts = list(CountFrame.objects.order_by("start_time").values_list("start_time", flat=True))
+    assert starts == [at(15 * i) for i in range(300)]
+
+
+def test_racing_inserts_without_the_lock_are_still_no_ops_thanks_to_the_unique_start(live_db):
+    # The advisory lock is an optimisation; the UNIQUE start_time is the guarantee.
+    planned = frames.FrameRange(first=at(0), last=at(15 * 999), duration=timedelta(seconds=15))
+
+    def insert() -> int:
+        with transaction.atomic():
+            return scheduling.insert_frames(CountFrame, planned)
+
+    created = run_in_threads(3, insert)
+
+    assert sum(created) == 1000
+    assert CountFrame.objects.count() == 1000
+
+
+def test_a_tick_that_finds_the_task_locked_does_nothing(live_db):
+    write_stream(10)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with transaction.atomic():
+            assert scheduling.try_lock("counts")
+            held.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        held.wait(30)
+        result = tick()
+    finally:
+        release.set()
+        holder.join()
+
+    assert result.locked is False
+    assert CountFrame.objects.count() == 0
+    assert tick().created == 10  # once released, the next tick does the work
+
+
+@pytest.mark.django_db
+def test_a_stopped_task_creates_no_frames():
+    write_stream(10)
+    AnalysisTask.require("counts").cancel()
+
+    result = tick()
+
+    assert result.running is False
+    assert CountFrame.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_frames_are_created_only_once_closed_and_continue_where_they_stopped():
+    # Frame 8 [120 s, 135 s) holds the latest item (frame 9 has none): it is still open
+    write_stream(10, closing_item=False)
+    assert tick().created == 8
+
+    # An item at exactly 135 s closes frame 8, and only frame 8
+    Item.objects.create(created_at=at(135))
+    assert tick().created == 1
+    assert CountFrame.get_latest().start_time == at(120)
+
+    # A duplicate tick does nothing
+    assert tick().created == 0
+
+
+@pytest.mark.django_db
+def test_fields_with_python_only_defaults_get_them_on_bulk_created_frames():
+    write_stream(3)
+    tick()
+    assert set(CountFrame.objects.values_list("item_count", flat=True)) == {0}
+    assert set(CountFrame.objects.values_list("calculated", "failed", "attempts")) == {
+        (False, False, 0)
+    }
+
+
+@pytest.mark.django_db
+def test_at_most_one_rearm_is_pending_per_task():
+    task = AnalysisTask.require("counts")
+
+    assert scheduling.claim_rearm(task, 5.0) is True
+    assert scheduling.claim_rearm(task, 5.0) is False
+
+    AnalysisTask.objects.filter(pk=task.pk).update(rearm_at=timezone.now() - timedelta(seconds=1))
+    assert scheduling.claim_rearm(task, 5.0) is True
+
+
+@pytest.mark.django_db
+def test_sub_minute_frames_ask_for_a_rearm_at_the_next_close():
+    write_stream(4)  # latest item at 60 s: frames up to [45, 60) are closed
+    result = tick()
+    assert result.rearm_in == pytest.approx(15.0)
+
+
+def test_pending_frames_left_without_messages_get_calculate_messages_at_the_next_tick(live_db):
+    # Given frames created by a coordinator that crashed before sending any message
+    write_stream(50)
+    tick()
+    assert queue.count_queued(tasks.QUEUE, tasks.calculate.actor_name, "counts") == 0
+
+    # When the next tick runs (twice, as a duplicate scheduler would)
+    tasks.coordinate.fn("counts")
+    tasks.coordinate.fn("counts")
+
+    # Then calculate messages are queued, but no more than the configured concurrency
+    queued = queue.count_queued(tasks.QUEUE, tasks.calculate.actor_name, "counts")
+    assert queued == 3  # ceil(50 frames / batch of 20), under CONCURRENCY = 4
+
+
+@pytest.mark.workers
+def test_three_coordinator_messages_racing_on_three_processes_calculate_each_frame_once(workers):
+    expected = write_stream(60)
+    for _ in range(3):
+        workers.start(processes=1, threads=2)
+    for _ in range(3):
+        tasks.coordinate.send("counts")
+
+    wait_until(lambda: CountFrame.objects.filter(calculated=True).count() == 60, 60, "60 frames")
+    assert CountFrame.objects.count() == 60
+    assert CalculationLog.objects.count() == 60
+    assert {f.start_time: f.item_count for f in CountFrame.objects.all()} == dict(expected)
