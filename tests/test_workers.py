@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_calculate_loses_nothing_and_duplicates_nothing(
     victim_start = at(5 * 15)
     marker = tmp_path / "stalled.pid"
     Behaviour.objects.create(frame_start=victim_start, stall_marker=str(marker), sleep_seconds=120)
-    victim = workers.start(processes=1, threads=2)
+    workers.start(processes=1, threads=2)
     tasks.coordinate.send("counts")
 
     # When the worker process is killed with SIGKILL while in that calculate()
