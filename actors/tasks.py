@@ -12,9 +12,9 @@ import logging
 import math
 import time
 from functools import partial
+from typing import Any
 
 import dramatiq
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -28,10 +28,10 @@ from . import queue
 
 logger = logging.getLogger(__name__)
 
-QUEUE = getattr(settings, "STREAM_ANALYSIS_QUEUE", "stream_analysis")
+QUEUE: str = app_settings.QUEUE
 #: Dramatiq's own retries cover infrastructure errors (database gone, reset
 #: connection); calculate() failures are retried per frame by the domain.
-INFRA_RETRIES = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
+INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
 
 
 def _calculate_time_limit_ms() -> int:

@@ -27,7 +27,9 @@ KEEPALIVE_OPTIONS = {
 def database_config(data_dir: Path | str, *, name: str = "postgres") -> dict[str, Any]:
     """The default database's settings, starting an embedded server if needed."""
     url = os.environ.get("DATABASE_URL")
-    config = dj_database_url.parse(url) if url else embedded_database(Path(data_dir), name)
+    config: dict[str, Any] = (
+        dict(dj_database_url.parse(url)) if url else embedded_database(Path(data_dir), name)
+    )
     options = config.setdefault("OPTIONS", {})
     socket = str(config.get("HOST") or options.get("host") or "").startswith("/")
     if not socket:

@@ -85,7 +85,7 @@ class TimedIntervalMixin(models.Model):
         """
         query = cls._default_manager.all()
         if calculated is not None:
-            query = query.filter(calculated=calculated)
+            query = query.filter(**{"calculated": calculated})  # a field of BaseTimeFrame
         if end is not None:
             query = query.filter(start_time__lt=end)
         if start is not None:
@@ -326,8 +326,8 @@ class AnalysisTask(models.Model):
         """Delete this task's pending frames and queued messages: (messages, frames)."""
         frame_class = self.get_frame_class()
         frames_deleted, _ = frame_class.due_frames().delete()
-        responses = signals.queue_cleared.send(sender=type(self), task=self)
-        messages = sum(int(r) for _, r in responses if isinstance(r, int))
+        responses: list[tuple[Any, Any]] = signals.queue_cleared.send(sender=type(self), task=self)
+        messages = sum(r for _, r in responses if isinstance(r, int))
         return messages, frames_deleted
 
     def _set_running(self, running: bool) -> None:

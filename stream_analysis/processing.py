@@ -103,10 +103,11 @@ def calculate_frame(
     interrupts: tuple[type[BaseException], ...],
 ) -> bool:
     """Run one claimed frame in a savepoint. Returns False if the run must stop."""
+    caught: tuple[type[BaseException], ...] = (Exception, *interrupts)
     try:
         with transaction.atomic():
             run_frame(frame, stream)
-    except (Exception, *interrupts) as error:
+    except caught as error:
         last = record_failure(frame, error, timezone.now())
         _log_failure(frame, error, last)
         result.failed += last

@@ -55,10 +55,11 @@ def python_defaults(model: type[models.Model]) -> dict[str, Any]:
     A bulk ``INSERT … SELECT`` only gets database defaults; this supplies the
     others (such as ``IntegerField(default=0)``) as bound parameters.
     """
-    values = {}
+    values: dict[str, Any] = {}
     for field in model._meta.concrete_fields:
         if field.primary_key or field.name == "start_time" or field.has_db_default():
             continue
+        assert field.column is not None  # concrete fields have a column
         if field.has_default():
             values[field.column] = field.get_db_prep_save(field.get_default(), connection)
         elif not field.null:
