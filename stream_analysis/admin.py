@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .models import AnalysisTask
@@ -70,6 +71,12 @@ class AnalysisTaskAdmin(admin.ModelAdmin):
     @admin.display(description="failed")
     def failed(self, task: AnalysisTask) -> int:
         return task.get_frame_class()._default_manager.filter(failed=True).count()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AnalysisTask]:
+        # One row per configured task: rows are made on first use, and a row
+        # whose task was removed from settings has no configuration to show.
+        configured = [task.key for task in AnalysisTask.get()]
+        return super().get_queryset(request).filter(key__in=configured)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks come from ANALYSIS_TIME_FRAME_TASKS
