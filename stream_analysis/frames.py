@@ -96,9 +96,9 @@ def backfill_frames(
     )
 
 
-def next_close(range_end: datetime, duration: timedelta) -> datetime:
-    """When the frame after one ending at ``range_end`` closes (in stream time)."""
-    return range_end + duration
+def next_close(latest: datetime, duration: timedelta) -> datetime:
+    """When the frame holding the stream's ``latest`` time closes (in stream time)."""
+    return frame_start(latest, duration) + duration
 
 
 def memory_cutoff(

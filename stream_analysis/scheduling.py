@@ -69,7 +69,11 @@ def count_due(frame_class: type[BaseTimeFrame], limit: int) -> int:
 
 
 def rearm_delay(next_close: datetime, latest: datetime, duration: timedelta) -> timedelta | None:
-    """How long until the next frame closes, if sooner than the periodic tick."""
+    """How long until the next frame closes, if sooner than the periodic tick.
+
+    Assumes the stream's time runs like the wall clock (a live stream); a stream
+    replayed faster is caught up at each tick anyway.
+    """
     delay = min(max(next_close - latest, MIN_REARM), duration)
     return delay if delay < PERIODIC_TICK else None
 
@@ -116,10 +120,7 @@ def _create(frame_class: type[BaseTimeFrame]) -> tuple[int, float | None]:
             planned.last if planned else None,
             extra={"action": "create_frames", "frame_class": frame_class.__name__},
         )
-    last_end = planned.end if planned else (newest + duration if newest else None)
-    if last_end is None:
-        return created, None
-    delay = rearm_delay(frames.next_close(last_end, duration), latest, duration)
+    delay = rearm_delay(frames.next_close(latest, duration), latest, duration)
     return created, None if delay is None else delay.total_seconds()
 
 

@@ -65,6 +65,11 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "tests.testapp.models.FlakyFrame",
         "autostart": True,
     },
+    "seconds": {
+        "name": "Second counts",
+        "frame_class_path": "tests.testapp.models.SecondFrame",
+        "autostart": False,
+    },
     "minutely": {
         "name": "Minute counts",
         "frame_class_path": "tests.testapp.models.MinuteFrame",

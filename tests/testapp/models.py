@@ -102,3 +102,9 @@ class FlakyFrame(LoggedFrame):
 
 class MinuteFrame(LoggedFrame):
     DURATION = timedelta(seconds=70)
+
+
+class SecondFrame(LoggedFrame):
+    """One-second frames: the coordinator must re-arm itself between periodic ticks."""
+
+    DURATION = timedelta(seconds=1)

@@ -1,0 +1,44 @@
+"""Sub-minute frames: the coordinator re-arms itself between the scheduler's minutes."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from actors import tasks
+from stream_analysis.models import AnalysisTask
+from tests.conftest import wait_until
+from tests.testapp.models import Item, SecondFrame
+
+pytestmark = pytest.mark.workers
+
+
+def test_one_tick_keeps_a_live_one_second_task_running_by_rearming(workers):
+    # Given a live stream and a started task with one-second frames
+    AnalysisTask.require("seconds").schedule()
+    workers.start(processes=1, threads=4)
+    Item.objects.create(created_at=timezone.now())
+
+    # When a single tick is sent and the stream keeps flowing for five seconds
+    tasks.coordinate.send("seconds")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # a live stream: an item every 100 ms, stamped now
+        Item.objects.create(created_at=timezone.now())
+        time.sleep(0.1)
+    first = SecondFrame.objects.order_by("start_time").first()
+    assert first is not None
+
+    # Then frames kept being created and calculated with no further tick from outside
+    wait_until(
+        lambda: SecondFrame.objects.filter(
+            calculated=True, start_time__gte=first.start_time + timedelta(seconds=3)
+        ).exists(),
+        30,
+        "frames three seconds after the first, with no periodic tick",
+    )
+    starts = list(SecondFrame.objects.order_by("start_time").values_list("start_time", flat=True))
+    assert starts == [first.start_time + timedelta(seconds=i) for i in range(len(starts))]
+    assert AnalysisTask.require("seconds").rearm_at is not None
