@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
 from .settings import DEFAULTS
 
-KEY_PATTERN = re.compile(r"^\w+$")
+KEY_PATTERN = re.compile(r"\w+")
 SETTING = "ANALYSIS_TIME_FRAME_TASKS"
 POSITIVE_SETTINGS = (
     "BATCH_SIZE",
@@ -48,7 +51,7 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
 
 def check_task(key: Any, entry: Any) -> list[checks.CheckMessage]:
     where = f"{SETTING}[{key!r}]"
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         return [
             error(
                 3,
@@ -80,6 +83,15 @@ def check_task(key: Any, entry: Any) -> list[checks.CheckMessage]:
 def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
     from .models import BaseTimeFrame
 
+    if not isinstance(path, str):
+        return [
+            error(
+                4,
+                f"{where}: frame_class_path is {path!r}, not a dotted path.",
+                "Give the full dotted path of the model as a string, "
+                "e.g. 'myapp.models.MyTimeFrame'.",
+            )
+        ]
     try:
         frame_class = import_string(path)
     except ImportError as exc:
@@ -106,6 +118,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
     return (
         check_duration(where, frame_class)
         + check_stream_class(where, frame_class)
+        + check_bulk_defaults(where, frame_class)
         + check_due_index(frame_class)
     )
 
@@ -129,7 +142,18 @@ def check_stream_class(where: str, frame_class: type) -> list[checks.CheckMessag
 
     stream_class = getattr(frame_class, "STREAM_CLASS", None)
     if isinstance(stream_class, type) and issubclass(stream_class, AbstractStream):
-        return []
+        if not inspect.isabstract(stream_class):
+            return []
+        missing = ", ".join(sorted(getattr(stream_class, "__abstractmethods__", ())))
+        return [
+            error(
+                7,
+                f"{where}: {frame_class.__name__}.STREAM_CLASS {stream_class.__name__} "
+                f"cannot be instantiated: it does not implement {missing}.",
+                "Implement every method of stream_analysis.AbstractStream in it.",
+                obj=frame_class,
+            )
+        ]
     return [
         error(
             7,
@@ -139,6 +163,28 @@ def check_stream_class(where: str, frame_class: type) -> list[checks.CheckMessag
             obj=frame_class,
         )
     ]
+
+
+def check_bulk_defaults(where: str, frame_class: Any) -> list[checks.CheckMessage]:
+    """Frames are created by one bulk INSERT: every NOT NULL column needs a default."""
+    found: list[checks.CheckMessage] = []
+    for field in frame_class._meta.concrete_fields:
+        if field.primary_key or field.name == "start_time" or field.null:
+            continue
+        if field.has_default() or field.has_db_default():
+            continue
+        found.append(
+            error(
+                13,
+                f"{where}: {frame_class.__name__}.{field.name} has no default and is not "
+                "nullable, so frames cannot be created (they are inserted in bulk, with "
+                "only start_time and defaults).",
+                f"Give {field.name} a default= or db_default=, or null=True; "
+                "set its value in calculate().",
+                obj=frame_class,
+            )
+        )
+    return found
 
 
 def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
@@ -159,7 +205,7 @@ def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
 @checks.register()
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
-    if engine == "django.db.backends.postgresql":
+    if engine_vendor(engine) in ("postgresql", None):
         return []
     return [
         error(
@@ -170,6 +216,19 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             "(with psycopg 3), e.g. through DATABASE_URL.",
         )
     ]
+
+
+def engine_vendor(engine: str) -> str | None:
+    """The vendor of a database backend ('postgresql' for PostGIS too), None if unloadable.
+
+    An engine that does not load is reported by Django itself when it connects.
+    """
+    if not engine:
+        return ""
+    try:
+        return str(load_backend(engine).DatabaseWrapper.vendor)
+    except ImproperlyConfigured:
+        return None
 
 
 @checks.register()

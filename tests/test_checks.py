@@ -1,0 +1,319 @@
+"""Configuration mistakes fail ``manage.py check`` with an id and a hint.
+
+Each test breaks one thing and expects exactly one message from this app. Frame
+models with a broken attribute are defined in an isolated app registry (no
+table, no migration) and exposed at ``tests.checks_fixtures.<Name>``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import models
+from django.test.utils import isolate_apps, override_settings
+
+from stream_analysis import BaseTimeFrame
+from tests import checks_fixtures
+from tests.testapp.models import ItemStream
+
+PROBE = "tests.checks_fixtures.ProbeFrame"
+
+
+def reported() -> list[checks.CheckMessage]:
+    """Every message of this app's checks, run as ``manage.py check`` runs them."""
+    return [m for m in checks.run_checks() if (m.id or "").startswith("stream_analysis.")]
+
+
+def assert_reports(expected_id: str) -> checks.CheckMessage:
+    found = reported()
+    assert [m.id for m in found] == [expected_id], found
+    assert found[0].hint.strip()
+    return found[0]
+
+
+def task_with(path: object) -> dict[str, dict[str, object]]:
+    return {"probe": {"name": "Probe", "frame_class_path": path, "autostart": True}}
+
+
+@pytest.fixture
+def frame_class(monkeypatch, settings):
+    """Define a frame model and configure the only task to use it."""
+    with isolate_apps("tests.testapp"):
+
+        def define(name: str = "ProbeFrame", meta: type | None = None, **attrs: object) -> type:
+            if meta is None:
+                meta = type("Meta", (BaseTimeFrame.Meta,), {"app_label": "testapp"})
+            body = {
+                "__module__": checks_fixtures.__name__,
+                "Meta": meta,
+                "STREAM_CLASS": ItemStream,
+                "DURATION": timedelta(seconds=15),
+                **attrs,
+            }
+            model = type(name, (BaseTimeFrame,), body)
+            monkeypatch.setattr(checks_fixtures, name, model, raising=False)
+            settings.ANALYSIS_TIME_FRAME_TASKS = task_with(f"tests.checks_fixtures.{name}")
+            return model
+
+        yield define
+
+
+# -- the whole command -----------------------------------------------------------
+
+
+def test_the_test_settings_pass_every_check():
+    out = StringIO()
+
+    call_command("check", stdout=out)
+
+    assert "no issues" in out.getvalue()
+
+
+def test_a_bad_setting_fails_the_check_command(settings):
+    settings.ANALYSIS_TIME_FRAME_TASKS = ["counts"]
+
+    with pytest.raises(SystemCheckError, match=r"stream_analysis\.E001"):
+        call_command("check", stdout=StringIO())
+
+
+def test_a_well_formed_frame_model_passes(frame_class):
+    frame_class(label=models.CharField(max_length=10, default=""))
+
+    assert reported() == []
+
+
+# -- ANALYSIS_TIME_FRAME_TASKS -----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [["counts"], "counts", None])
+def test_tasks_that_are_not_a_dict_are_e001(settings, value):
+    settings.ANALYSIS_TIME_FRAME_TASKS = value
+
+    assert_reports("stream_analysis.E001")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"frame_class_path": "tests.testapp.models.CountFrame"},
+        {"name": "", "frame_class_path": "tests.testapp.models.CountFrame"},
+        {"name": "Counts"},
+        {"name": "Counts", "frame_class_path": ""},
+    ],
+    ids=["no name", "empty name", "no frame_class_path", "empty frame_class_path"],
+)
+def test_an_entry_missing_a_required_field_is_e002(settings, entry):
+    settings.ANALYSIS_TIME_FRAME_TASKS = {"counts": entry}
+
+    message = assert_reports("stream_analysis.E002")
+    assert "missing" in message.msg
+
+
+@pytest.mark.parametrize("entry", ["tests.testapp.models.CountFrame", None, ["Counts"]])
+def test_an_entry_that_is_not_a_dict_is_e002(settings, entry):
+    settings.ANALYSIS_TIME_FRAME_TASKS = {"counts": entry}
+
+    message = assert_reports("stream_analysis.E002")
+    assert "must be a dict" in message.msg
+
+
+@pytest.mark.parametrize("key", ["bad key!", "", "with space", "dotted.key", "counts\n", 7])
+def test_a_key_that_is_not_word_like_is_e003(settings, key):
+    settings.ANALYSIS_TIME_FRAME_TASKS = {
+        key: {"name": "Counts", "frame_class_path": "tests.testapp.models.CountFrame"}
+    }
+
+    assert_reports("stream_analysis.E003")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["tests.testapp.models.NoSuchFrame", "no_such_module.Frame", "CountFrame", 42],
+    ids=["missing attribute", "missing module", "not dotted", "not a string"],
+)
+def test_a_frame_class_path_that_does_not_import_is_e004(settings, path):
+    settings.ANALYSIS_TIME_FRAME_TASKS = task_with(path)
+
+    assert_reports("stream_analysis.E004")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "datetime.timedelta",
+        "tests.testapp.models.Item",
+        "tests.testapp.models.ItemStream",
+        "tests.testapp.models.LoggedFrame",
+        "stream_analysis.BaseTimeFrame",
+        "stream_analysis.frames.EPOCH",
+    ],
+    ids=["plain class", "other model", "stream", "abstract frame", "the base", "not a class"],
+)
+def test_a_path_to_something_else_than_a_concrete_frame_model_is_e005(settings, path):
+    settings.ANALYSIS_TIME_FRAME_TASKS = task_with(path)
+
+    assert_reports("stream_analysis.E005")
+
+
+# -- the frame model -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [timedelta(0), timedelta(seconds=-15), 15, None],
+    ids=["zero", "negative", "an int", "None"],
+)
+def test_a_duration_that_is_not_a_positive_timedelta_is_e006(frame_class, duration):
+    model = frame_class(DURATION=duration)
+
+    message = assert_reports("stream_analysis.E006")
+    assert message.obj is model
+
+
+@pytest.mark.parametrize(
+    "stream_class",
+    [None, dict, ItemStream()],
+    ids=["None", "plain class", "an instance"],
+)
+def test_a_stream_class_that_is_not_an_abstract_stream_subclass_is_e007(frame_class, stream_class):
+    frame_class(STREAM_CLASS=stream_class)
+
+    assert_reports("stream_analysis.E007")
+
+
+def test_a_stream_class_missing_a_method_is_e007_naming_the_method(frame_class):
+    frame_class(STREAM_CLASS=checks_fixtures.HalfStream)
+
+    message = assert_reports("stream_analysis.E007")
+    assert "count_before" in message.msg
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        models.CharField(max_length=10),
+        models.IntegerField(),
+        models.DateTimeField(auto_now_add=True),
+    ],
+    ids=["char", "integer", "auto_now_add"],
+)
+def test_a_result_field_without_default_that_is_not_nullable_is_e013(frame_class, field):
+    # Frames are created by one INSERT ... SELECT generate_series(): no value for it.
+    frame_class(label=field)
+
+    message = assert_reports("stream_analysis.E013")
+    assert "label" in message.msg
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        models.IntegerField(default=0),
+        models.IntegerField(db_default=0),
+        models.IntegerField(null=True),
+        models.JSONField(default=dict),
+    ],
+    ids=["default", "db_default", "nullable", "callable default"],
+)
+def test_a_result_field_with_a_default_or_nullable_is_fine(frame_class, field):
+    frame_class(label=field)
+
+    assert reported() == []
+
+
+def test_a_frame_meta_that_does_not_inherit_the_base_meta_is_w001(frame_class):
+    # Given a Meta that forgets BaseTimeFrame.Meta (and so its index of due frames)
+    meta = type("Meta", (), {"app_label": "testapp", "ordering": ["start_time"]})
+
+    model = frame_class(meta=meta)
+
+    message = assert_reports("stream_analysis.W001")
+    assert isinstance(message, checks.Warning)
+    assert not any(index.name.endswith("_due") for index in model._meta.indexes)
+
+
+def test_a_frame_meta_that_inherits_the_base_meta_keeps_the_due_index(frame_class):
+    meta = type("Meta", (BaseTimeFrame.Meta,), {"app_label": "testapp", "ordering": ["-pk"]})
+
+    model = frame_class(meta=meta)
+
+    assert reported() == []
+    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+
+
+# -- database, broker, app settings ------------------------------------------------------
+
+
+def engine_overridden(settings, engine: str) -> override_settings:
+    """DATABASES with another default ENGINE (checks only: nothing connects with it)."""
+    return override_settings(
+        DATABASES={"default": {**settings.DATABASES["default"], "ENGINE": engine}}
+    )
+
+
+def overriding_databases() -> pytest.WarningsRecorder:
+    return pytest.warns(UserWarning, match="Overriding setting DATABASES")
+
+
+def test_a_database_that_is_not_postgresql_is_e008(settings):
+    with overriding_databases(), engine_overridden(settings, "django.db.backends.sqlite3"):
+        message = assert_reports("stream_analysis.E008")
+
+    assert "sqlite3" in message.msg
+
+
+def test_a_backend_derived_from_postgresql_like_postgis_passes(settings):
+    with overriding_databases(), engine_overridden(settings, "tests.checks_fixtures"):
+        assert reported() == []
+
+
+def test_no_dramatiq_broker_is_e009(settings):
+    del settings.DRAMATIQ_BROKER
+
+    assert_reports("stream_analysis.E009")
+
+
+def test_a_dramatiq_broker_without_a_broker_class_is_e009(settings):
+    settings.DRAMATIQ_BROKER = {"MIDDLEWARE": ["dramatiq.middleware.Retries"]}
+
+    assert_reports("stream_analysis.E009")
+
+
+@pytest.mark.parametrize("middleware", [None, []], ids=["missing", "empty"])
+def test_a_dramatiq_broker_without_middleware_is_e010(settings, middleware):
+    broker = {"BROKER": "actors.broker.DjangoPostgresBroker", "OPTIONS": {}}
+    if middleware is not None:
+        broker["MIDDLEWARE"] = middleware
+    settings.DRAMATIQ_BROKER = broker
+
+    assert_reports("stream_analysis.E010")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BATCH_SIZE", 0),
+        ("BATCH_SIZE", "x"),
+        ("BATCH_SIZE", -1),
+        ("BATCH_SIZE", True),
+        ("TIME_BUDGET", None),
+        ("RETRY_BACKOFF", -0.5),
+    ],
+)
+def test_an_app_setting_that_is_not_a_positive_number_is_e011(settings, name, value):
+    setattr(settings, f"STREAM_ANALYSIS_{name}", value)
+
+    message = assert_reports("stream_analysis.E011")
+    assert f"STREAM_ANALYSIS_{name}" in message.msg
+
+
+def test_the_runtime_without_django_dramatiq_is_e012(settings):
+    installed = [app for app in settings.INSTALLED_APPS if app != "django_dramatiq"]
+
+    with override_settings(INSTALLED_APPS=installed):
+        assert_reports("stream_analysis.E012")
