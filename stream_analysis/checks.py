@@ -77,6 +77,16 @@ def check_task(key: Any, entry: Any) -> list[checks.CheckMessage]:
                 "(dotted path of a BaseTimeFrame model).",
             )
         ]
+    autostart = entry.get("autostart", False)
+    if not isinstance(autostart, bool):
+        return [
+            error(
+                14,
+                f"{where}: autostart is {autostart!r}, not True or False.",
+                'Write "autostart": True or "autostart": False (a string such as "false" '
+                "would count as true).",
+            )
+        ]
     return check_frame_class(where, entry["frame_class_path"])
 
 
@@ -113,6 +123,18 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
                 f"{where}: {path!r} is not a concrete BaseTimeFrame subclass.",
                 "Point frame_class_path at a model class that extends "
                 "stream_analysis.BaseTimeFrame and is not abstract.",
+            )
+        ]
+    if frame_class._meta.parents:
+        return [
+            error(
+                15,
+                f"{where}: {path!r} inherits from the concrete model "
+                f"{next(iter(frame_class._meta.parents)).__name__} (multi-table inheritance): "
+                "its start_time lives in the parent's table, so frames cannot be created in bulk.",
+                "Inherit from an abstract model instead: give the shared base "
+                "'class Meta(BaseTimeFrame.Meta): abstract = True'.",
+                obj=frame_class,
             )
         ]
     return (

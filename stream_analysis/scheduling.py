@@ -139,6 +139,11 @@ def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
     return updated == 1
 
 
+def complete_from(planned: frames.FrameRange, earliest: datetime) -> datetime:
+    """The first frame whose data is all still stored: cleanup may have cut into the first."""
+    return planned.first if planned.first >= earliest else planned.first + planned.duration
+
+
 def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
     """Create every missing frame over the whole stream; ``force`` re-queues done ones.
 
@@ -158,6 +163,8 @@ def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
         reset = 0
         if force:
             reset = queries.execute(
-                "reset_frames", {"first": planned.first, "last": planned.last}, frame_class
+                "reset_frames",
+                {"first": complete_from(planned, bounds[0]), "last": planned.last},
+                frame_class,
             )
     return created, reset

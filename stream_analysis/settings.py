@@ -67,7 +67,7 @@ class AppSettings:
                 key=key,
                 name=str(entry.get("name", key)),
                 frame_class_path=str(entry["frame_class_path"]),
-                autostart=bool(entry.get("autostart", False)),
+                autostart=entry.get("autostart", False) is True,
             )
         return found
 

@@ -160,6 +160,19 @@ def test_a_path_to_something_else_than_a_concrete_frame_model_is_e005(settings, 
     assert_reports("stream_analysis.E005")
 
 
+@pytest.mark.parametrize("autostart", ["false", 1, None], ids=["a string", "an int", "None"])
+def test_an_autostart_that_is_not_a_bool_is_e014(settings, autostart):
+    settings.ANALYSIS_TIME_FRAME_TASKS = {
+        "counts": {
+            "name": "Counts",
+            "frame_class_path": "tests.testapp.models.CountFrame",
+            "autostart": autostart,
+        }
+    }
+
+    assert_reports("stream_analysis.E014")
+
+
 # -- the frame model -----------------------------------------------------------------
 
 
@@ -224,6 +237,17 @@ def test_a_result_field_with_a_default_or_nullable_is_fine(frame_class, field):
     frame_class(label=field)
 
     assert reported() == []
+
+
+def test_a_frame_model_using_multi_table_inheritance_is_e015(frame_class, settings, monkeypatch):
+    parent = frame_class("ParentFrame")
+    meta = type("Meta", (), {"app_label": "testapp"})
+    child = type("ChildFrame", (parent,), {"__module__": checks_fixtures.__name__, "Meta": meta})
+    monkeypatch.setattr(checks_fixtures, "ChildFrame", child, raising=False)
+    settings.ANALYSIS_TIME_FRAME_TASKS = task_with("tests.checks_fixtures.ChildFrame")
+
+    message = assert_reports("stream_analysis.E015")
+    assert "ParentFrame" in message.msg
 
 
 def test_a_frame_meta_that_does_not_inherit_the_base_meta_is_w001(frame_class):
