@@ -14,7 +14,7 @@ from stream_analysis.database import database_config  # noqa: E402
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -74,12 +74,14 @@ ANALYSIS_TIME_FRAME_TASKS = {
     },
 }
 
+# propagate=False: under dramatiq, whose root handler would print every line twice.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"short": {"format": "[%(levelname)s] [%(name)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "short"}},
     "loggers": {
-        "stream_analysis": {"handlers": ["console"], "level": "INFO"},
-        "actors": {"handlers": ["console"], "level": "INFO"},
+        "stream_analysis": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "actors": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
