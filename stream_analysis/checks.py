@@ -25,6 +25,7 @@ POSITIVE_SETTINGS = (
     "RETRY_BACKOFF",
     "RETRY_BACKOFF_MAX",
     "CONCURRENCY",
+    "ARRIVAL_SETTLE",
 )
 
 
@@ -141,6 +142,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
         check_duration(where, frame_class)
         + check_stream_class(where, frame_class)
         + check_bulk_defaults(where, frame_class)
+        + check_event_time(where, frame_class)
         + check_due_index(frame_class)
     )
 
@@ -182,6 +184,62 @@ def check_stream_class(where: str, frame_class: type) -> list[checks.CheckMessag
             f"{where}: {frame_class.__name__}.STREAM_CLASS is {stream_class!r}, "
             "not an AbstractStream subclass.",
             "Set STREAM_CLASS to a class that extends stream_analysis.AbstractStream.",
+            obj=frame_class,
+        )
+    ]
+
+
+def check_event_time(where: str, frame_class: Any) -> list[checks.CheckMessage]:
+    """LATENESS, OFFSET, IDLE_TIMEOUT and RECOMPUTE_LATE have the right types."""
+    name = frame_class.__name__
+    found: list[checks.CheckMessage] = []
+    for attr in ("LATENESS", "OFFSET"):
+        value = getattr(frame_class, attr, None)
+        if not (isinstance(value, timedelta) and value >= timedelta(0)):
+            found.append(
+                error(
+                    16,
+                    f"{where}: {name}.{attr} is {value!r}, not a timedelta of zero or more.",
+                    f"Set {attr} = timedelta(seconds=...) or remove it (default: 0).",
+                    obj=frame_class,
+                )
+            )
+    idle = getattr(frame_class, "IDLE_TIMEOUT", None)
+    if idle is not None and not (isinstance(idle, timedelta) and idle > timedelta(0)):
+        found.append(
+            error(
+                16,
+                f"{where}: {name}.IDLE_TIMEOUT is {idle!r}, not None or a positive timedelta.",
+                "Set IDLE_TIMEOUT = timedelta(minutes=1), or None to wait for new items.",
+                obj=frame_class,
+            )
+        )
+    return found + check_recompute_late(where, frame_class)
+
+
+def check_recompute_late(where: str, frame_class: Any) -> list[checks.CheckMessage]:
+    recompute = getattr(frame_class, "RECOMPUTE_LATE", False)
+    if not isinstance(recompute, bool):
+        return [
+            error(
+                16,
+                f"{where}: {frame_class.__name__}.RECOMPUTE_LATE is {recompute!r}, not a bool.",
+                "Set RECOMPUTE_LATE = True or False.",
+                obj=frame_class,
+            )
+        ]
+    stream_class = getattr(frame_class, "STREAM_CLASS", None)
+    if not recompute or not isinstance(stream_class, type):
+        return []
+    if getattr(stream_class, "reports_late_arrivals", lambda: True)():
+        return []
+    return [
+        error(
+            17,
+            f"{where}: {frame_class.__name__}.RECOMPUTE_LATE needs "
+            f"{stream_class.__name__}.get_late_arrivals(), which it does not implement.",
+            "Implement get_late_arrivals() on the stream (it needs an arrival timestamp "
+            "per item), or set RECOMPUTE_LATE = False.",
             obj=frame_class,
         )
     ]

@@ -1,9 +1,14 @@
 """Pure arithmetic of time frames: which frames exist, cutoffs, backoff, lock keys.
 
 Nothing here touches the database, so all of it is unit-tested in milliseconds.
-Frames are aligned to multiples of their DURATION since the Unix epoch (UTC):
-15 s frames start at :00, :15, :30 and :45 of every minute, whatever the
-stream's first item. That is the tumbling window of stream engines.
+Frames are aligned to multiples of their DURATION since the Unix epoch (UTC),
+shifted by an optional OFFSET: 15 s frames start at :00, :15, :30 and :45 of
+every minute, whatever the stream's first item; hourly frames with a 30-minute
+OFFSET start at :30. That is the tumbling window of stream engines.
+
+The stream's latest time is its watermark: a frame closes once the watermark
+has passed the frame's end by the frame's LATENESS (Flink's allowed lateness,
+Kafka Streams' grace period).
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ def require_aware(moment: datetime, what: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def frame_start(moment: datetime, duration: timedelta) -> datetime:
-    """Start of the frame that contains ``moment``: the previous multiple of ``duration``."""
+ZERO = timedelta(0)
+
+
+def frame_start(moment: datetime, duration: timedelta, offset: timedelta = ZERO) -> datetime:
+    """Start of the frame holding ``moment``: the previous ``EPOCH + offset + k·duration``."""
     moment = require_aware(moment, "frame_start()")
-    return moment - (moment - EPOCH) % duration
+    return moment - (moment - EPOCH - offset) % duration
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,15 @@ def due_frames(
     earliest: datetime,
     latest: datetime,
     newest_existing_start: datetime | None,
+    offset: timedelta = ZERO,
+    lateness: timedelta = ZERO,
 ) -> FrameRange | None:
     """The frames to create so that every closed frame of the stream exists.
 
     A frame [s, s + duration) is closed once the stream's latest time has reached
-    its end (``s + duration <= latest``). Creation continues after the newest
-    existing frame, or starts at the frame holding the stream's earliest item.
-    Returns None when there is nothing to create.
+    its end plus ``lateness`` (``s + duration + lateness <= latest``). Creation
+    continues after the newest existing frame, or starts at the frame holding the
+    stream's earliest item. Returns None when there is nothing to create.
     """
     earliest = require_aware(earliest, "get_earliest_stream_time()")
     latest = require_aware(latest, "get_latest_stream_time()")
@@ -78,27 +88,76 @@ def due_frames(
             f"get_latest_stream_time() ({latest}) is before get_earliest_stream_time() "
             f"({earliest}). Check the stream interface's queries."
         )
-    first = frame_start(earliest, duration)
+    first = frame_start(earliest, duration, offset)
     if newest_existing_start is not None:
         first = max(first, newest_existing_start + duration)
-    last = frame_start(latest, duration) - duration
+    last = frame_start(latest - lateness, duration, offset) - duration
     if last < first:
         return None
     return FrameRange(first=first, last=last, duration=duration)
 
 
 def backfill_frames(
-    *, duration: timedelta, earliest: datetime, latest: datetime
+    *,
+    duration: timedelta,
+    earliest: datetime,
+    latest: datetime,
+    offset: timedelta = ZERO,
+    lateness: timedelta = ZERO,
 ) -> FrameRange | None:
     """Every closed frame from the stream's earliest item on (existing ones included)."""
     return due_frames(
-        duration=duration, earliest=earliest, latest=latest, newest_existing_start=None
+        duration=duration,
+        earliest=earliest,
+        latest=latest,
+        newest_existing_start=None,
+        offset=offset,
+        lateness=lateness,
     )
 
 
-def next_close(latest: datetime, duration: timedelta) -> datetime:
-    """When the frame holding the stream's ``latest`` time closes (in stream time)."""
-    return frame_start(latest, duration) + duration
+def next_close(
+    latest: datetime, duration: timedelta, offset: timedelta = ZERO, lateness: timedelta = ZERO
+) -> datetime:
+    """The stream time at which the next frame closes: the first still-open frame's
+    end plus ``lateness``."""
+    return frame_start(latest - lateness, duration, offset) + duration + lateness
+
+
+def idle_watermark(
+    latest: datetime,
+    latest_seen_at: datetime | None,
+    now: datetime,
+    idle_timeout: timedelta | None,
+) -> datetime:
+    """The stream time to close frames up to: ``latest``, or ``now`` once the stream is idle.
+
+    The stream is idle when its latest time has not moved for ``idle_timeout`` of
+    wall-clock time (``latest_seen_at`` is when it last moved). Only for live
+    streams whose item times follow the wall clock: an idle replay of old data
+    would close every frame up to now.
+    """
+    if idle_timeout is None or latest_seen_at is None or now - latest_seen_at < idle_timeout:
+        return latest
+    return max(latest, now)
+
+
+def late_frame_starts(
+    arrivals: Iterable[tuple[datetime, datetime]],
+    duration: timedelta,
+    offset: timedelta = ZERO,
+) -> dict[datetime, datetime]:
+    """Per frame start, the last arrival time of its items among ``arrivals``.
+
+    ``arrivals`` are (item time, arrival time) pairs, as the stream reports them.
+    """
+    latest_arrival: dict[datetime, datetime] = {}
+    for moment, arrived in arrivals:
+        start = frame_start(moment, duration, offset)
+        arrived = require_aware(arrived, "get_late_arrivals()")
+        if start not in latest_arrival or arrived > latest_arrival[start]:
+            latest_arrival[start] = arrived
+    return latest_arrival
 
 
 def memory_cutoff(

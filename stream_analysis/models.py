@@ -107,6 +107,18 @@ class BaseTimeFrame(TimedIntervalMixin):
     """
 
     STREAM_CLASS: ClassVar[type[AbstractStream] | None] = None
+    #: A frame closes once the stream's latest time has passed its end by this much;
+    #: items up to LATENESS late are counted in their own frame.
+    LATENESS: ClassVar[timedelta] = timedelta(0)
+    #: With no new item for this long (wall clock), frames up to now - LATENESS
+    #: close anyway, empty or not. For live streams only; None: wait for items.
+    IDLE_TIMEOUT: ClassVar[timedelta | None] = None
+    #: Recompute a calculated frame when one of its items arrives afterwards
+    #: (needs the stream's get_late_arrivals()). calculate() must then replace,
+    #: not add to, what an earlier run of it wrote.
+    RECOMPUTE_LATE: ClassVar[bool] = False
+    #: Shift of the frame grid: hourly frames with OFFSET = 30 min start at :30.
+    OFFSET: ClassVar[timedelta] = timedelta(0)
 
     start_time = models.DateTimeField(unique=True)
     calculated = models.BooleanField(default=False, db_default=False)
@@ -117,7 +129,9 @@ class BaseTimeFrame(TimedIntervalMixin):
     cleanup_time = models.FloatField(
         null=True, blank=True, help_text="Seconds spent in cleanup()."
     )
-    calculated_at = models.DateTimeField(null=True, blank=True)
+    calculated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last successful calculation read its data."
+    )
     failed = models.BooleanField(
         default=False, db_default=False, help_text="calculate() failed on every attempt."
     )
@@ -147,11 +161,13 @@ class BaseTimeFrame(TimedIntervalMixin):
 
     @property
     def status(self) -> str:
-        """'calculated', 'failed', 'retrying' or 'pending'."""
+        """'calculated', 'failed', 'stale' (to recompute), 'retrying' or 'pending'."""
         if self.calculated:
             return "calculated"
         if self.failed:
             return "failed"
+        if self.calculated_at is not None:
+            return "stale"
         return "retrying" if self.attempts else "pending"
 
     def calculate(self, stream_data: Sized | Any) -> Any:
@@ -187,8 +203,12 @@ class BaseTimeFrame(TimedIntervalMixin):
 
         Default: the start of the oldest frame not yet calculated (failed frames
         count: their data is kept so they can be retried), else the start of the
-        newest calculated frame, else None.
+        newest calculated frame, else None. With ``RECOMPUTE_LATE`` it is None
+        (any frame may be recomputed): override it to bound how far back late
+        items can still change results.
         """
+        if cls.RECOMPUTE_LATE:
+            return None
         manager = cls._default_manager
         oldest_open = manager.filter(calculated=False).aggregate(v=models.Min("start_time"))["v"]
         newest_done = None
@@ -246,6 +266,21 @@ class AnalysisTask(models.Model):
         null=True, blank=True, editable=False, help_text="When the pending re-arm tick is due."
     )
     last_tick_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stream_latest = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The stream's latest time at the last tick.",
+    )
+    stream_latest_seen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the stream's latest time last moved.",
+    )
+    late_checked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Late arrivals are read from here on."
+    )
 
     objects = AnalysisTaskManager()
 

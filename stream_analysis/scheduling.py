@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import frames, queries
 from .models import AnalysisTask, BaseTimeFrame
+from .settings import app_settings
 from .streams import AbstractStream
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class TickResult:
     due: int = 0
     #: Seconds until the next frame should close, if the tick wants a re-arm.
     rearm_in: float | None = None
+    #: Calculated frames put back to pending because late items arrived.
+    recomputed: int = 0
 
 
 def stream_bounds(stream: AbstractStream) -> tuple[datetime, datetime] | None:
@@ -86,42 +89,112 @@ def try_lock(key: str) -> bool:
 def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
     """Create every frame that is due for ``task``; count the frames due now.
 
-    Call it inside ``transaction.atomic()``: the lock and the inserts commit
-    together. Returns ``locked=False`` when another coordinator holds the task.
+    With ``RECOMPUTE_LATE``, also put back to pending the calculated frames that
+    had items arrive since the last tick. Call it inside ``transaction.atomic()``:
+    the lock and the writes commit together. Returns ``locked=False`` when another
+    coordinator holds the task.
     """
     if not try_lock(task.key):
         return TickResult(task.key, locked=False)
-    task.refresh_from_db(fields=["running"])
+    task.refresh_from_db()
     if not task.is_running:
         return TickResult(task.key, running=False)
     frame_class = task.get_frame_class()
-    created, rearm_in = _create(frame_class)
-    AnalysisTask.objects.filter(pk=task.pk).update(last_tick_at=timezone.now())
-    due = count_due(frame_class, count_limit)
-    return TickResult(task.key, created=created, due=due, rearm_in=rearm_in)
-
-
-def _create(frame_class: type[BaseTimeFrame]) -> tuple[int, float | None]:
+    now = timezone.now()
+    created, rearm_in = 0, None
     bounds = stream_bounds(frame_class.get_stream())
-    if bounds is None:
-        return 0, None
-    earliest, latest = bounds
-    duration = frame_class.DURATION
-    newest = newest_frame_start(frame_class)
+    if bounds is not None:
+        watermark = observe_watermark(task, bounds[1], frame_class.IDLE_TIMEOUT, now)
+        created = create_closed_frames(frame_class, bounds[0], watermark)
+        rearm_in = rearm_seconds(frame_class, watermark)
+    recomputed = mark_late_frames(task, frame_class, now) if frame_class.RECOMPUTE_LATE else 0
+    task.last_tick_at = now
+    task.save(update_fields=[*TICK_STATE])
+    due = count_due(frame_class, count_limit)
+    return TickResult(task.key, created=created, due=due, rearm_in=rearm_in, recomputed=recomputed)
+
+
+#: The task's fields a tick writes; start/stop and re-arms write others.
+TICK_STATE = ("last_tick_at", "stream_latest", "stream_latest_seen_at", "late_checked_at")
+
+
+def observe_watermark(
+    task: AnalysisTask, latest: datetime, idle_timeout: timedelta | None, now: datetime
+) -> datetime:
+    """Note when the stream's latest time last moved; return the time to close frames to."""
+    if task.stream_latest != latest:
+        task.stream_latest, task.stream_latest_seen_at = latest, now
+    return frames.idle_watermark(latest, task.stream_latest_seen_at, now, idle_timeout)
+
+
+def create_closed_frames(
+    frame_class: type[BaseTimeFrame], earliest: datetime, watermark: datetime
+) -> int:
+    """Insert every frame closed by ``watermark`` that does not exist yet."""
     planned = frames.due_frames(
-        duration=duration, earliest=earliest, latest=latest, newest_existing_start=newest
+        duration=frame_class.DURATION,
+        earliest=earliest,
+        latest=watermark,
+        newest_existing_start=newest_frame_start(frame_class),
+        offset=frame_class.OFFSET,
+        lateness=frame_class.LATENESS,
     )
-    created = insert_frames(frame_class, planned) if planned else 0
+    if planned is None:
+        return 0
+    created = insert_frames(frame_class, planned)
     if created:
         logger.info(
             "created %d frames %s..%s",
             created,
-            planned.first if planned else None,
-            planned.last if planned else None,
+            planned.first,
+            planned.last,
             extra={"action": "create_frames", "frame_class": frame_class.__name__},
         )
-    delay = rearm_delay(frames.next_close(latest, duration), latest, duration)
-    return created, None if delay is None else delay.total_seconds()
+    return created
+
+
+def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime) -> float | None:
+    closes_at = frames.next_close(
+        watermark, frame_class.DURATION, frame_class.OFFSET, frame_class.LATENESS
+    )
+    delay = rearm_delay(closes_at, watermark, frame_class.DURATION)
+    return None if delay is None else delay.total_seconds()
+
+
+def mark_late_frames(task: AnalysisTask, frame_class: type[BaseTimeFrame], now: datetime) -> int:
+    """Put back to pending the calculated frames whose items arrived since the last tick.
+
+    Reads the stream's arrivals in (last check, now - ARRIVAL_SETTLE]: one query
+    whose cost follows the items that arrived, not the number of frames; then one
+    UPDATE by start time. Each frame is marked at most once per tick. Frames
+    before the frame class's memory cutoff may have lost data and are left alone.
+    """
+    until = now - timedelta(seconds=app_settings.ARRIVAL_SETTLE)
+    since = task.late_checked_at
+    task.late_checked_at = until if since is None else max(since, until)
+    newest = newest_frame_start(frame_class)
+    if since is None or until <= since or newest is None:
+        return 0
+    arrivals = frame_class.get_stream().get_late_arrivals(
+        since, until, newest + frame_class.DURATION
+    )
+    late = frames.late_frame_starts(arrivals, frame_class.DURATION, frame_class.OFFSET)
+    if not late:
+        return 0
+    params = {
+        "starts": list(late),
+        "arrived": list(late.values()),
+        "settle": timedelta(seconds=app_settings.ARRIVAL_SETTLE),
+        "keep_from": frame_class.get_stream_memory_cutoff(),
+    }
+    marked = queries.execute("mark_late_frames", params, frame_class)
+    if marked:
+        logger.info(
+            "%d calculated frames had late items: recomputing them",
+            marked,
+            extra={"action": "recompute_late", "task": task.key},
+        )
+    return marked
 
 
 def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
@@ -139,13 +212,11 @@ def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
     return updated == 1
 
 
-def complete_from(planned: frames.FrameRange, earliest: datetime) -> datetime:
-    """The first frame whose data is all still stored: cleanup may have cut into the first."""
-    return planned.first if planned.first >= earliest else planned.first + planned.duration
-
-
 def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
     """Create every missing frame over the whole stream; ``force`` re-queues done ones.
+
+    Recomputed frames read the data still stored: a frame whose items were partly
+    deleted by ``cleanup_streams`` gets a partial result.
 
     Returns (frames created, frames reset to pending).
     """
@@ -154,7 +225,11 @@ def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
     if bounds is None:
         return 0, 0
     planned = frames.backfill_frames(
-        duration=frame_class.DURATION, earliest=bounds[0], latest=bounds[1]
+        duration=frame_class.DURATION,
+        earliest=bounds[0],
+        latest=bounds[1],
+        offset=frame_class.OFFSET,
+        lateness=frame_class.LATENESS,
     )
     if planned is None:
         return 0, 0
@@ -164,7 +239,7 @@ def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
         if force:
             reset = queries.execute(
                 "reset_frames",
-                {"first": complete_from(planned, bounds[0]), "last": planned.last},
+                {"first": planned.first, "last": planned.last},
                 frame_class,
             )
     return created, reset

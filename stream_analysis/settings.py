@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 600.0,
     # Calculate messages kept queued per task while frames are pending.
     "CONCURRENCY": 4,
+    # Seconds an item's arrival stamp may precede its commit (RECOMPUTE_LATE):
+    # arrivals are read this far behind the wall clock, and a frame calculated
+    # less than this before an item arrived is recomputed too.
+    "ARRIVAL_SETTLE": 2.0,
     # Dramatiq queue of this app's actors.
     "QUEUE": "stream_analysis",
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from datetime import datetime
 from typing import Any
 
@@ -51,3 +51,26 @@ class AbstractStream(ABC):
     @abstractmethod
     def count_before(self, cutoff_datetime: datetime | None) -> int:
         """How many items ``delete_before(cutoff_datetime)`` would delete."""
+
+    def get_late_arrivals(
+        self, arrived_after: datetime, arrived_until: datetime, time_before: datetime
+    ) -> Iterable[tuple[datetime, datetime]]:
+        """(item time, arrival time) of items that arrived in ``(arrived_after, arrived_until]``
+        (wall clock) with an item time before ``time_before``. Optional.
+
+        Only frames with ``RECOMPUTE_LATE = True`` call it, once per tick, to find
+        frames that were calculated before some of their items arrived. It needs
+        an arrival timestamp stored with each item (say an indexed ``ingested_at``
+        set to ``timezone.now()`` on insert); its cost is then one index range scan
+        over the items that arrived since the last tick, whatever the number of
+        frames. Return an iterable of pairs, such as ``values_list()``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement get_late_arrivals(), which "
+            "RECOMPUTE_LATE = True needs."
+        )
+
+    @classmethod
+    def reports_late_arrivals(cls) -> bool:
+        """True when the class implements :meth:`get_late_arrivals`."""
+        return cls.get_late_arrivals is not AbstractStream.get_late_arrivals

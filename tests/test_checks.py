@@ -250,6 +250,45 @@ def test_a_frame_model_using_multi_table_inheritance_is_e015(frame_class, settin
     assert "ParentFrame" in message.msg
 
 
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"LATENESS": timedelta(seconds=-1)},
+        {"LATENESS": 10},
+        {"OFFSET": None},
+        {"IDLE_TIMEOUT": timedelta(0)},
+        {"IDLE_TIMEOUT": 30},
+        {"RECOMPUTE_LATE": "yes"},
+    ],
+    ids=["negative lateness", "int lateness", "None offset", "zero idle", "int idle", "str"],
+)
+def test_event_time_settings_of_the_wrong_type_are_e016(frame_class, attrs):
+    frame_class(**attrs)
+
+    assert_reports("stream_analysis.E016")
+
+
+def test_recompute_late_on_a_stream_without_arrival_times_is_e017(frame_class):
+    frame_class(RECOMPUTE_LATE=True)  # ItemStream has no get_late_arrivals()
+
+    message = assert_reports("stream_analysis.E017")
+    assert "get_late_arrivals" in message.msg
+
+
+def test_event_time_settings_of_the_right_type_pass(frame_class):
+    from tests.testapp.models import ArrivalStream
+
+    frame_class(
+        STREAM_CLASS=ArrivalStream,
+        LATENESS=timedelta(seconds=5),
+        OFFSET=timedelta(minutes=30),
+        IDLE_TIMEOUT=timedelta(minutes=1),
+        RECOMPUTE_LATE=True,
+    )
+
+    assert reported() == []
+
+
 def test_a_frame_meta_that_does_not_inherit_the_base_meta_is_w001(frame_class):
     # Given a Meta that forgets BaseTimeFrame.Meta (and so its index of due frames)
     meta = type("Meta", (), {"app_label": "testapp", "ordering": ["start_time"]})

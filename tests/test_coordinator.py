@@ -177,20 +177,3 @@ def test_three_coordinator_messages_racing_on_three_processes_calculate_each_fra
     assert CountFrame.objects.count() == 60
     assert CalculationLog.objects.count() == 60
     assert {f.start_time: f.item_count for f in CountFrame.objects.all()} == dict(expected)
-
-
-@pytest.mark.django_db
-def test_backfill_force_recomputes_only_frames_whose_data_is_all_still_stored():
-    # Given calculated frames, and a cleanup that cut into the first one (items from 20 s on)
-    Item.objects.bulk_create(Item(created_at=at(s)) for s in (20, 40, 61))
-    CountFrame.objects.bulk_create(
-        CountFrame(start_time=at(15 * i), calculated=True) for i in range(4)
-    )
-
-    # When the task is backfilled with --force
-    created, reset = scheduling.backfill(AnalysisTask.require("counts"), force=True)
-
-    # Then the partly deleted frame [15 s, 30 s) keeps its result; the others are redone
-    assert (created, reset) == (0, 2)
-    pending = CountFrame.objects.filter(calculated=False).values_list("start_time", flat=True)
-    assert sorted(pending) == [at(30), at(45)]

@@ -17,8 +17,11 @@ from stream_analysis.frames import (
     combine_cutoffs,
     due_frames,
     frame_start,
+    idle_watermark,
+    late_frame_starts,
     lock_key,
     memory_cutoff,
+    next_close,
     retry_delay,
 )
 from tests.conftest import REPO, T0, at
@@ -373,3 +376,71 @@ def test_t0_is_aligned_to_every_duration_these_tests_use():
     # The expectations above use at(); they hold only if T0 starts a frame of each.
     for duration in DURATIONS:
         assert (T0 - epoch(0)) % duration == timedelta(0)
+
+
+# -- event time: offset, lateness, idle, late arrivals -----------------------------------
+
+US = timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (utc(2026, 1, 1, 10, 29, 59), utc(2026, 1, 1, 9, 30)),
+        (utc(2026, 1, 1, 10, 30), utc(2026, 1, 1, 10, 30)),
+        (utc(2026, 1, 1, 11, 0), utc(2026, 1, 1, 10, 30)),
+    ],
+)
+def test_an_offset_shifts_the_grid(moment, expected):
+    assert frame_start(moment, H1, timedelta(minutes=30)) == expected
+
+
+@pytest.mark.parametrize(
+    ("latest", "closed"),
+    [(at(25) - US, 0), (at(25), 1), (at(40) - US, 1), (at(40), 2)],
+    ids=["a microsecond short", "exactly end + lateness", "just short of the next", "next"],
+)
+def test_a_frame_closes_once_the_stream_passes_its_end_by_the_lateness(latest, closed):
+    planned = due_frames(
+        duration=S15,
+        earliest=at(0),
+        latest=latest,
+        newest_existing_start=None,
+        lateness=timedelta(seconds=10),
+    )
+    assert (planned.count if planned else 0) == closed
+
+
+def test_next_close_accounts_for_lateness_and_offset():
+    assert next_close(at(26), S15, lateness=timedelta(seconds=10)) == at(40)
+    assert next_close(at(26), S15, offset=timedelta(seconds=5)) == at(35)
+
+
+def test_the_watermark_follows_the_stream_until_it_is_idle_for_the_timeout():
+    now = utc(2026, 6, 1, 12)
+    latest = now - timedelta(minutes=5)
+    idle = timedelta(seconds=30)
+
+    assert idle_watermark(latest, now - timedelta(seconds=29), now, idle) == latest
+    assert idle_watermark(latest, now - timedelta(seconds=30), now, idle) == now
+    assert idle_watermark(latest, now - timedelta(hours=1), now, None) == latest
+    assert idle_watermark(latest, None, now, idle) == latest
+
+
+def test_late_arrivals_are_grouped_by_frame_with_their_last_arrival():
+    arrivals = [
+        (at(1), utc(2026, 2, 1, 0, 0, 1)),
+        (at(14), utc(2026, 2, 1, 0, 0, 3)),
+        (at(15), utc(2026, 2, 1, 0, 0, 2)),
+        (at(2), utc(2026, 2, 1, 0, 0, 2)),
+    ]
+
+    assert late_frame_starts(arrivals, S15) == {
+        at(0): utc(2026, 2, 1, 0, 0, 3),
+        at(15): utc(2026, 2, 1, 0, 0, 2),
+    }
+
+
+def test_naive_arrival_times_are_rejected():
+    with pytest.raises(StreamError, match="naive"):
+        late_frame_starts([(at(1), datetime(2026, 2, 1))], S15)

@@ -21,6 +21,11 @@ ORDER BY {start} DESC
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
+-- save_frame --
+-- Stores a calculated frame: its results and its done mark, every column that save() writes,
+-- in one statement. Run inside the frame's savepoint: it commits with calculate()'s writes.
+UPDATE {table} SET {assignments} WHERE {pk} = %s;
+
 -- count_due --
 -- How many frames are due now, counting no further than %(limit)s (cheap on a backlog).
 SELECT count(*) FROM (
@@ -40,3 +45,15 @@ WHERE NOT calculated AND NOT failed AND next_attempt_at > now();
 UPDATE {table}
 SET calculated = false, failed = false, attempts = 0, next_attempt_at = NULL, last_error = ''
 WHERE {start} BETWEEN %(first)s AND %(last)s AND (calculated OR failed);
+
+-- mark_late_frames --
+-- Puts calculated frames back to pending (stale) when an item arrived after their data was
+-- read: each frame at most once per tick, found by its UNIQUE start, so the cost follows the
+-- late items, not the number of frames. Frames before %(keep_from)s may have lost data: kept.
+UPDATE {table} AS f
+SET calculated = false, attempts = 0, next_attempt_at = NULL, last_error = ''
+FROM unnest(%(starts)s::timestamptz[], %(arrived)s::timestamptz[]) AS late(start_time, arrived)
+WHERE f.{start} = late.start_time
+  AND f.calculated
+  AND f.calculated_at < late.arrived + %(settle)s::interval
+  AND (%(keep_from)s::timestamptz IS NULL OR f.{start} >= %(keep_from)s::timestamptz);

@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 
 from stream_analysis import AbstractStream, BaseTimeFrame
 
@@ -108,3 +109,85 @@ class SecondFrame(LoggedFrame):
     """One-second frames: the coordinator must re-arm itself between periodic ticks."""
 
     DURATION = timedelta(seconds=1)
+
+
+# -- event time: items with an arrival stamp -------------------------------------------
+
+
+class Arrival(models.Model):
+    """A stream item with its event time and the wall-clock time it was stored."""
+
+    created_at = models.DateTimeField(db_index=True)
+    ingested_at = models.DateTimeField(db_index=True, default=timezone.now)
+
+
+class ArrivalStream(AbstractStream):
+    def is_stream_empty(self):
+        return not Arrival.objects.exists()
+
+    def get_earliest_stream_time(self):
+        return Arrival.objects.aggregate(v=models.Min("created_at"))["v"]
+
+    def get_latest_stream_time(self):
+        return Arrival.objects.aggregate(v=models.Max("created_at"))["v"]
+
+    def get_stream_data(self, start, end):
+        return Arrival.objects.filter(created_at__gte=start, created_at__lt=end)
+
+    def delete_before(self, cutoff_datetime):
+        if cutoff_datetime is None:
+            return 0
+        return Arrival.objects.filter(created_at__lt=cutoff_datetime).delete()[0]
+
+    def count_before(self, cutoff_datetime):
+        if cutoff_datetime is None:
+            return 0
+        return Arrival.objects.filter(created_at__lt=cutoff_datetime).count()
+
+    def get_late_arrivals(self, arrived_after, arrived_until, time_before):
+        return Arrival.objects.filter(
+            ingested_at__gt=arrived_after,
+            ingested_at__lte=arrived_until,
+            created_at__lt=time_before,
+        ).values_list("created_at", "ingested_at")
+
+
+class EventFrame(BaseTimeFrame):
+    STREAM_CLASS = ArrivalStream
+    DURATION = timedelta(seconds=15)
+
+    item_count = models.IntegerField(default=0)
+    runs = models.IntegerField(default=0)
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+    def calculate(self, stream_data):
+        self.item_count = len(stream_data)
+        self.runs += 1
+
+
+class LateFrame(EventFrame):
+    """Allowed lateness 10 s, and late items recompute their frame."""
+
+    LATENESS = timedelta(seconds=10)
+    RECOMPUTE_LATE = True
+
+
+class StrictFrame(EventFrame):
+    """Allowed lateness 10 s, and later items are ignored."""
+
+    LATENESS = timedelta(seconds=10)
+
+
+class IdleFrame(EventFrame):
+    """Closes frames by the wall clock once the stream is quiet for 30 s."""
+
+    IDLE_TIMEOUT = timedelta(seconds=30)
+
+
+class HalfPastFrame(EventFrame):
+    """Hourly frames starting at half past."""
+
+    DURATION = timedelta(hours=1)
+    OFFSET = timedelta(minutes=30)
