@@ -1,0 +1,51 @@
+"""The scheduler process (periodiq), doubled: the second one is harmless."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db.models import Count
+
+from tests.conftest import REPO, wait_until, worker_env
+from tests.streams import write_stream
+from tests.testapp.models import CalculationLog, CountFrame
+
+pytestmark = pytest.mark.workers
+
+
+def start_scheduler(log: Path) -> subprocess.Popen[bytes]:
+    # periodiq sends its periodic actors once when it starts, then every minute.
+    periodiq = Path(sys.executable).parent / "periodiq"
+    command = [str(periodiq), "django_dramatiq.setup", "actors.tasks", "--path", str(REPO)]
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            command, env=worker_env(), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def test_two_scheduler_processes_tick_twice_and_every_frame_is_still_made_and_counted_once(
+    workers, tmp_path
+):
+    expected = write_stream(80)
+    workers.start(processes=1, threads=4)
+
+    schedulers = [start_scheduler(tmp_path / f"periodiq-{i}.log") for i in range(2)]
+    try:
+        wait_until(lambda: CountFrame.objects.filter(calculated=True).count() == 80, 60, "frames")
+        logs = [(tmp_path / f"periodiq-{i}.log").read_text() for i in range(2)]
+    finally:
+        for proc in schedulers:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+
+    assert all("Scheduling Actor(tick)" in log for log in logs), logs  # both really ticked
+    assert CountFrame.objects.count() == 80
+    assert {f.start_time: f.item_count for f in CountFrame.objects.all()} == dict(expected)
+    duplicates = CalculationLog.objects.values("start_time").annotate(n=Count("id"))
+    assert {row["n"] for row in duplicates} == {1}
