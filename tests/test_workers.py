@@ -22,7 +22,8 @@ def calculated() -> int:
 
 
 def calculations_per_frame() -> dict:
-    rows = CalculationLog.objects.values_list("start_time").annotate(n=Count("id"))
+    runs = CalculationLog.objects.filter(frame_model="CountFrame")
+    rows = runs.values_list("start_time").annotate(n=Count("id"))
     return dict(rows)
 
 
