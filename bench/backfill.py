@@ -1,0 +1,122 @@
+"""Creating a long backlog: the coordinator's tick over ~174 days of 15 s frames.
+
+Run from the repository root::
+
+    python -m bench.backfill [--frames 1000000]
+
+The stream (``SyntheticStream``, no queries) spans exactly ``--frames`` closed
+15 s frames, 1,000,000 by default: 173.6 days. Timed, in order:
+
+1. **tick**: ``scheduling.create_due_frames()`` in ``transaction.atomic()``, as
+   the coordinator runs it (advisory lock, one ``INSERT … generate_series … ON
+   CONFLICT DO NOTHING``, count of due frames up to what a top-up needs), until
+   COMMIT. After it every frame is due.
+2. **count due**: counting every due frame (``due_frames().count()``).
+3. **first claim**: claiming one batch in a fresh transaction, the drain's first step.
+4. **tick again**: a second tick, which has nothing to create.
+5. **backfill, all exist**: ``scheduling.backfill()`` over the full table (each
+   row conflicts).
+6. **backfill, empty table**: ``scheduling.backfill()`` after a TRUNCATE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import common
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = "synthetic"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__)
+    parser.add_argument("--frames", type=int, default=1_000_000, help="closed 15 s frames")
+    return parser.parse_args(argv)
+
+
+def timed(function: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - started
+
+
+def set_stream_span(frame_class: Any, frames: int) -> None:
+    """Make the synthetic stream hold exactly ``frames`` closed frames (starting off-grid)."""
+    duration = frame_class.DURATION
+    frame_class.STREAM_CLASS.earliest = T0 + timedelta(seconds=7)
+    frame_class.STREAM_CLASS.latest = T0 + frames * duration + timedelta(seconds=3)
+
+
+def tick(task: Any) -> Any:
+    from django.db import transaction
+
+    from stream_analysis import scheduling
+    from stream_analysis.settings import app_settings
+
+    with transaction.atomic():
+        return scheduling.create_due_frames(
+            task, count_limit=app_settings.CONCURRENCY * app_settings.BATCH_SIZE
+        )
+
+
+def first_claim(frame_class: Any) -> int:
+    from django.db import transaction
+
+    from stream_analysis import processing
+    from stream_analysis.settings import app_settings
+
+    with transaction.atomic():
+        return len(processing.claim_frames(frame_class, app_settings.BATCH_SIZE))
+
+
+def measure(frame_class: Any, frames: int) -> list[list[object]]:
+    from stream_analysis import scheduling
+    from stream_analysis.models import AnalysisTask
+
+    task = AnalysisTask.require(KEY)
+    table = frame_class._meta.db_table
+    result, tick_s = timed(lambda: tick(task))
+    due, count_s = timed(lambda: frame_class.due_frames().count())
+    claimed, claim_s = timed(lambda: first_claim(frame_class))
+    again, again_s = timed(lambda: tick(task))
+    (created, _), existing_s = timed(lambda: scheduling.backfill(task))
+    common.sql(f"TRUNCATE {table}")
+    (refilled, _), empty_s = timed(lambda: scheduling.backfill(task))
+    return [
+        [f"tick: create every due frame (due counted up to {result.due})",
+         result.created, tick_s, result.created / tick_s],
+        ["count due frames", due, count_s, due / count_s],
+        ["first claim of a batch", claimed, claim_s, ""],
+        ["tick again (nothing to create)", again.created, again_s, ""],
+        ["backfill, every frame exists", created, existing_s, frames / existing_s],
+        ["backfill, empty table", refilled, empty_s, refilled / empty_s],
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    common.setup_django()
+    from bench.benchapp.models import SyntheticFrame
+
+    set_stream_span(SyntheticFrame, args.frames)
+    span = SyntheticFrame.STREAM_CLASS.latest - SyntheticFrame.STREAM_CLASS.earliest
+    with common.bench_database() as database:
+        print(f"$ {common.command_line()}")
+        print(
+            f"PostgreSQL {common.server_version()} (database {database}), {os.cpu_count()} "
+            f"cores, load average {os.getloadavg()[0]:.2f}; stream spans "
+            f"{span.total_seconds() / 86400:.1f} days, {args.frames:,} closed 15 s frames"
+        )
+        rows = measure(SyntheticFrame, args.frames)
+        print()
+        common.print_table(["step", "frames", "seconds", "frames/s"], rows)
+
+
+if __name__ == "__main__":
+    main()

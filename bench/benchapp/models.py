@@ -1,0 +1,92 @@
+"""Frame models of the benchmarks: a trivial calculate() on two kinds of stream.
+
+``SyntheticFrame`` reads a stream that answers from class attributes without
+any query, so a drain measures the framework's own overhead. ``TableFrame``
+reads ``Reading`` rows with the ORM, one query per frame, as a real stream does.
+"""
+
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from django.db import models
+
+from stream_analysis import AbstractStream, BaseTimeFrame
+
+
+class SyntheticStream(AbstractStream):
+    """A stream with no items: its bounds are class attributes, set by the benchmark."""
+
+    earliest: ClassVar[datetime | None] = None
+    latest: ClassVar[datetime | None] = None
+
+    def is_stream_empty(self):
+        return self.earliest is None
+
+    def get_earliest_stream_time(self):
+        return self.earliest
+
+    def get_latest_stream_time(self):
+        return self.latest
+
+    def get_stream_data(self, start, end):
+        return ()
+
+    def delete_before(self, cutoff_datetime):
+        return 0
+
+    def count_before(self, cutoff_datetime):
+        return 0
+
+
+class Reading(models.Model):
+    created_at = models.DateTimeField(db_index=True)
+    value = models.FloatField()
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.value}"
+
+
+class ReadingStream(AbstractStream):
+    """``Reading`` rows, read with the ORM."""
+
+    def is_stream_empty(self):
+        return not Reading.objects.exists()
+
+    def get_earliest_stream_time(self):
+        return Reading.objects.aggregate(v=models.Min("created_at"))["v"]
+
+    def get_latest_stream_time(self):
+        return Reading.objects.aggregate(v=models.Max("created_at"))["v"]
+
+    def get_stream_data(self, start, end):
+        return Reading.objects.filter(created_at__gte=start, created_at__lt=end)
+
+    def delete_before(self, cutoff_datetime):
+        if cutoff_datetime is None:
+            return 0
+        return Reading.objects.filter(created_at__lt=cutoff_datetime).delete()[0]
+
+    def count_before(self, cutoff_datetime):
+        if cutoff_datetime is None:
+            return 0
+        return Reading.objects.filter(created_at__lt=cutoff_datetime).count()
+
+
+class SyntheticFrame(BaseTimeFrame):
+    STREAM_CLASS = SyntheticStream
+    DURATION = timedelta(seconds=15)
+
+    item_count = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        self.item_count = len(stream_data)
+
+
+class TableFrame(BaseTimeFrame):
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=15)
+
+    item_count = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        self.item_count = len(stream_data)

@@ -1,0 +1,58 @@
+"""Settings of the benchmarks: their own database and frame models, the app's defaults.
+
+The frame models live in ``bench.benchapp``. The app's tuning settings are its
+defaults unless ``STREAM_ANALYSIS_BATCH_SIZE`` / ``STREAM_ANALYSIS_TIME_BUDGET``
+are set in the environment (the worker processes inherit it).
+"""
+
+import os
+from pathlib import Path
+
+from actors.broker import broker_settings
+from stream_analysis.database import database_config
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "bench"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEBUG = False
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_dramatiq",
+    "stream_analysis",
+    "actors",
+    "bench.benchapp",
+]
+
+DATABASES = {"default": database_config(REPO_DIR / ".pgdata")}
+DATABASES["default"]["NAME"] = os.environ.get("BENCH_DATABASE", "bench_stream_analysis")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DRAMATIQ_BROKER = broker_settings()
+
+ANALYSIS_TIME_FRAME_TASKS = {
+    "synthetic": {
+        "name": "Trivial calculate, stream without queries",
+        "frame_class_path": "bench.benchapp.models.SyntheticFrame",
+        "autostart": True,
+    },
+    "table": {
+        "name": "Trivial calculate, stream read from a table",
+        "frame_class_path": "bench.benchapp.models.TableFrame",
+        "autostart": True,
+    },
+}
+
+if "STREAM_ANALYSIS_BATCH_SIZE" in os.environ:
+    STREAM_ANALYSIS_BATCH_SIZE = int(os.environ["STREAM_ANALYSIS_BATCH_SIZE"])
+if "STREAM_ANALYSIS_TIME_BUDGET" in os.environ:
+    STREAM_ANALYSIS_TIME_BUDGET = float(os.environ["STREAM_ANALYSIS_TIME_BUDGET"])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING"},
+}
