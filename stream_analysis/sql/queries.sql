@@ -21,10 +21,19 @@ ORDER BY {start} DESC
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
--- save_frame --
--- Stores a calculated frame: its results and its done mark, every column that save() writes,
--- in one statement. Run inside the frame's savepoint: it commits with calculate()'s writes.
-UPDATE {table} SET {assignments} WHERE {pk} = %s;
+-- store_frames --
+-- Stores a batch's calculated frames (results and done mark: every column save() writes) in
+-- one statement, in the batch's transaction: each commits with its calculate() writes.
+-- Values are cast to their column's type without modifier (varchar, not varchar(100)), so
+-- an over-long value fails on assignment, as in save(), instead of being cut short.
+UPDATE {table} AS target SET {assignments}
+FROM (VALUES {rows}) AS source ({columns})
+WHERE target.{pk} = source.{pk};
+
+-- column_types --
+-- Each column of a table (a quoted name) and its type without modifier.
+SELECT attname, format_type(atttypid, NULL) FROM pg_attribute
+WHERE attrelid = %(table)s::regclass AND attnum > 0 AND NOT attisdropped;
 
 -- count_due --
 -- How many frames are due now, counting no further than %(limit)s (cheap on a backlog).
