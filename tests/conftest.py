@@ -44,6 +44,13 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def registered_workers() -> set[str]:
+    """Ids of the worker processes the broker has seen (one row per process)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT worker_id FROM dramatiq.worker")
+        return {str(row[0]) for row in cursor.fetchall()}
+
+
 class Workers:
     """Real ``dramatiq`` worker processes, each in its own process group."""
 
@@ -52,6 +59,12 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, processes: int = 1, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+        """Start a worker; return once its processes have registered with the broker.
+
+        Waiting matters: a worker already running prefetches every queued message,
+        so one started later may otherwise find nothing left to do.
+        """
+        before = registered_workers()
         command = [
             sys.executable, "-m", "dramatiq", "django_dramatiq.setup", "actors.tasks",
             "--processes", str(processes), "--threads", str(threads), "--path", str(REPO),
@@ -62,6 +75,11 @@ class Workers:
                 start_new_session=True, cwd=REPO,
             )  # fmt: skip
         self.procs.append(proc)
+        wait_until(
+            lambda: proc.poll() is not None or len(registered_workers() - before) >= processes,
+            60,
+            "the worker processes to register with the broker",
+        )
         return proc
 
     def stop(self) -> None:

@@ -52,7 +52,7 @@ def test_a_stream_is_analysed_end_to_end_by_real_workers_and_ticks(workers):
 def test_two_worker_processes_calculate_each_frame_exactly_once(workers):
     # Given 150 frames whose calculate() takes a few ms, and two worker processes
     expected = write_stream(150)
-    env = {"TEST_CALCULATE_SLEEP": "0.005"}
+    env = {"TEST_CALCULATE_SLEEP": "0.02"}
     workers.start(processes=1, threads=4, **env)
     workers.start(processes=1, threads=4, **env)
 
