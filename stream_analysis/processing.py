@@ -64,6 +64,7 @@ class DrainResult:
         self.retrying += batch.retrying
         self.failed += batch.failed
         self.interrupted = self.interrupted or batch.interruption is not None
+        self.more_due = self.more_due or batch.out_of_time
 
 
 @dataclass
@@ -79,6 +80,9 @@ class BatchOutcome:
     rows: list[list[Any]] = field(default_factory=list)
     #: The frame whose calculate() was interrupted, and the interrupt.
     interruption: tuple[BaseTimeFrame, BaseException] | None = None
+    #: True when the time budget ran out before every claimed frame was run:
+    #: the rest are released, still pending, when the batch commits.
+    out_of_time: bool = False
 
 
 def claim_frames(frame_class: type[BaseTimeFrame], limit: int) -> list[BaseTimeFrame]:
@@ -98,6 +102,9 @@ def run_frame(frame: BaseTimeFrame, stream: AbstractStream) -> None:
 
     The frame is not saved: the caller stores it in the same transaction.
     """
+    # calculated_at is when the data was read: an item stamped as arrived after
+    # it may have been missed, which is what RECOMPUTE_LATE compares against.
+    read_at = timezone.now()
     started = time.perf_counter()
     frame.calculate(stream.get_stream_data(frame.start_time, frame.end_time))
     analysed = time.perf_counter()
@@ -105,7 +112,7 @@ def run_frame(frame: BaseTimeFrame, stream: AbstractStream) -> None:
     frame.analysis_time = analysed - started
     frame.cleanup_time = time.perf_counter() - analysed
     frame.calculated = True
-    frame.calculated_at = timezone.now()
+    frame.calculated_at = read_at
     frame.attempts += 1
     frame.next_attempt_at = None
     frame.last_error = ""
@@ -234,8 +241,13 @@ def calculate_each(
     interrupts: tuple[type[BaseException], ...],
     *,
     bulk: bool,
+    deadline: float | None = None,
 ) -> None:
-    for frame in claimed:
+    """Run the claimed frames in order; stop at an interrupt, or past ``deadline``."""
+    for index, frame in enumerate(claimed):
+        if deadline is not None and index and time.monotonic() >= deadline:
+            outcome.out_of_time = True
+            return
         if not calculate_frame(frame, stream, outcome, interrupts, bulk=bulk):
             return
 
@@ -245,8 +257,11 @@ def calculate_claimed(
     claimed: Sequence[BaseTimeFrame],
     stream: AbstractStream,
     interrupts: tuple[type[BaseException], ...],
+    deadline: float | None = None,
 ) -> BatchOutcome:
     """Calculate claimed frames, each in its own savepoint; store them with one UPDATE.
+
+    Past ``deadline`` the frames not yet run are left pending (released at commit).
 
     The UPDATE runs after the last frame, in the batch's transaction, so each
     frame's results still commit with its calculate() writes. If the table
@@ -257,11 +272,11 @@ def calculate_claimed(
     """
     outcome = BatchOutcome()
     if not bulk_storable(frame_class):
-        calculate_each(claimed, stream, outcome, interrupts, bulk=False)
+        calculate_each(claimed, stream, outcome, interrupts, bulk=False, deadline=deadline)
         return outcome
     try:
         with transaction.atomic():
-            calculate_each(claimed, stream, outcome, interrupts, bulk=True)
+            calculate_each(claimed, stream, outcome, interrupts, bulk=True, deadline=deadline)
             store_frames(frame_class, outcome.rows)
     except DatabaseError as error:
         _log_store_failure(frame_class, error)
@@ -277,7 +292,7 @@ def recalculate_saving_each(
     interrupts: tuple[type[BaseException], ...],
 ) -> BatchOutcome:
     """Redo what a failed store rolled back; an interrupted frame is not run again."""
-    outcome = BatchOutcome()
+    outcome = BatchOutcome(out_of_time=first.out_of_time)
     fresh = reload_frames(frame_class, claimed[: first.processed])
     ran = fresh[:-1] if first.interruption is not None else fresh
     calculate_each(ran, stream, outcome, interrupts, bulk=False)
@@ -292,12 +307,13 @@ def calculate_batch(
     *,
     batch_size: int,
     interrupts: tuple[type[BaseException], ...] = (),
+    deadline: float | None = None,
 ) -> int:
     """Claim a batch and calculate it in one transaction. Returns frames claimed."""
     stream = frame_class.get_stream()
     with transaction.atomic():
         claimed = claim_frames(frame_class, batch_size)
-        outcome = calculate_claimed(frame_class, claimed, stream, interrupts)
+        outcome = calculate_claimed(frame_class, claimed, stream, interrupts, deadline)
     result.add(outcome)
     return len(claimed)
 
@@ -311,15 +327,18 @@ def calculate_due_frames(
 ) -> DrainResult:
     """Calculate due frames, a batch per transaction, until none is due or time is up.
 
-    ``deadline`` is a ``time.monotonic()`` value. ``interrupts`` are exception
-    types (such as a worker's time-limit interrupt) that are recorded as a
-    failed attempt and then stop the run.
+    ``deadline`` is a ``time.monotonic()`` value, checked between frames too: a
+    run lasts about the budget plus one frame, whatever the batch size.
+    ``interrupts`` are exception types (such as a worker's time-limit interrupt)
+    that are recorded as a failed attempt and then stop the run.
     """
     result = DrainResult()
     size = batch_size or app_settings.BATCH_SIZE
     while True:
-        claimed = calculate_batch(frame_class, result, batch_size=size, interrupts=interrupts)
-        if result.interrupted or claimed < size:
+        claimed = calculate_batch(
+            frame_class, result, batch_size=size, interrupts=interrupts, deadline=deadline
+        )
+        if result.interrupted or result.more_due or claimed < size:
             return result
         if time.monotonic() >= deadline:
             result.more_due = True

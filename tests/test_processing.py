@@ -132,3 +132,25 @@ def test_a_frame_locked_by_another_worker_is_skipped_not_waited_for(live_db):
     assert list(
         CountFrame.objects.filter(calculated=True).values_list("start_time", flat=True)
     ) == [at(0)]
+
+
+def test_a_run_past_its_deadline_stops_between_frames_and_leaves_the_rest_pending(monkeypatch):
+    # Given a batch of 5 claimed frames, each taking longer than the whole budget
+    make_frames(5)
+    original = CountFrame.calculate
+
+    def slow(self, stream_data):
+        time.sleep(0.2)
+        return original(self, stream_data)
+
+    monkeypatch.setattr(CountFrame, "calculate", slow)
+
+    # When a run with a 0.1 s budget claims them all in one batch
+    result = processing.calculate_due_frames(
+        CountFrame, deadline=time.monotonic() + 0.1, batch_size=5
+    )
+
+    # Then it calculated one frame, said more are due, and the other four wait, unlocked
+    assert (result.calculated, result.more_due) == (1, True)
+    assert CountFrame.objects.filter(calculated=True).count() == 1
+    assert drain().calculated == 4
