@@ -46,11 +46,12 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - started
 
 
-def set_stream_span(frame_class: Any, frames: int) -> None:
+def set_stream_span(frame_class: Any, frames: int) -> timedelta:
     """Make the synthetic stream hold exactly ``frames`` closed frames (starting off-grid)."""
-    duration = frame_class.DURATION
-    frame_class.STREAM_CLASS.earliest = T0 + timedelta(seconds=7)
-    frame_class.STREAM_CLASS.latest = T0 + frames * duration + timedelta(seconds=3)
+    earliest = T0 + timedelta(seconds=7)
+    latest = T0 + frames * frame_class.DURATION + timedelta(seconds=3)
+    frame_class.STREAM_CLASS.earliest, frame_class.STREAM_CLASS.latest = earliest, latest
+    return latest - earliest
 
 
 def tick(task: Any) -> Any:
@@ -104,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     common.setup_django()
     from bench.benchapp.models import SyntheticFrame
 
-    set_stream_span(SyntheticFrame, args.frames)
-    span = SyntheticFrame.STREAM_CLASS.latest - SyntheticFrame.STREAM_CLASS.earliest
+    span = set_stream_span(SyntheticFrame, args.frames)
     with common.bench_database() as database:
         print(f"$ {common.command_line()}")
         print(

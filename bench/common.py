@@ -146,15 +146,18 @@ class Worker:
                 raise RuntimeError(f"the worker did not start in {timeout} s; see {self.log}")
             time.sleep(0.1)
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if exc_type is None:
+            self.log.unlink(missing_ok=True)
+        else:
+            print(f"worker log: {self.log}", file=sys.stderr)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

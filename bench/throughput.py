@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         raw_rate = raw_rows / raw_seconds
         rows: list[list[object]] = [
             [f"raw: claim+delete 1 row/commit, {args.raw_processes} processes (psycopg)",
-             raw_rows, raw_seconds, raw_rate, "", 1.0],
+             raw_rows, raw_seconds, raw_rate, "", "1.00"],
         ]  # fmt: skip
         for key in keys:
             create_frames(models[key], args.frames)
@@ -221,7 +221,7 @@ def _drain_row(key: str, frame_class: Any, args: argparse.Namespace, messages: i
         result["span"],
         rate,
         result["done"] / result["wall"],
-        rate / raw_rate,
+        f"{rate / raw_rate:.2f}",
     ]
 
 
