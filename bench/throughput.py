@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"$ {common.command_line()}")
         print(
             f"PostgreSQL {common.server_version()} (database {database}), "
-            f"{os.cpu_count()} cores, BATCH_SIZE={app_settings.BATCH_SIZE}, "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
+            f"BATCH_SIZE={app_settings.BATCH_SIZE}, "
             f"TIME_BUDGET={app_settings.TIME_BUDGET} s, {messages} calculate messages"
         )
         raw_rows, raw_seconds = raw_limit(args.raw_rows, args.raw_processes)
