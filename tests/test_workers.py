@@ -58,6 +58,9 @@ def test_two_worker_processes_calculate_each_frame_exactly_once(workers):
 
     # When the coordinator ticks and duplicate calculate messages pile up
     tasks.coordinate.send("counts")
+    # (once the frames exist: a message that finds none stops at once, and the
+    # coordinator's few top-up messages could then all go to one process)
+    wait_until(lambda: CountFrame.objects.count() == 150, 30, "the coordinator's 150 frames")
     for _ in range(8):
         tasks.calculate.send("counts")
 
