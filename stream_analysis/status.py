@@ -1,0 +1,87 @@
+"""What a task looks like right now: counts, lag, timings. Shared by the admin,
+``manage.py stream_analysis status`` and the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import models
+
+from .models import AnalysisTask
+from .scheduling import stream_bounds
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """One task's numbers. Times are aware datetimes; durations are seconds."""
+
+    key: str
+    name: str
+    running: bool
+    duration: timedelta
+    done: int
+    pending: int
+    failed: int
+    newest_calculated_end: datetime | None
+    stream_latest: datetime | None
+    #: Stream latest time minus the end of the newest calculated frame (seconds).
+    lag_seconds: float | None
+    avg_analysis_time: float | None
+    avg_cleanup_time: float | None
+    #: Stream data before this time may be deleted by cleanup (None: keep all).
+    cutoff: datetime | None
+    last_tick_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The status as JSON-ready values (ISO 8601 times, seconds)."""
+        data = asdict(self)
+        data["duration"] = self.duration.total_seconds()
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        return data
+
+
+def frame_counts(frame_class: Any) -> dict[str, int]:
+    """Frames done, pending (including retrying and stale) and failed, in one query."""
+    return frame_class._default_manager.aggregate(
+        done=models.Count("pk", filter=models.Q(calculated=True)),
+        pending=models.Count("pk", filter=models.Q(calculated=False, failed=False)),
+        failed=models.Count("pk", filter=models.Q(failed=True)),
+    )
+
+
+def task_status(task: AnalysisTask) -> TaskStatus:
+    """Compute ``task``'s status (a handful of indexed queries and one count)."""
+    frame_class = task.get_frame_class()
+    newest = frame_class._default_manager.filter(calculated=True).aggregate(
+        v=models.Max("start_time")
+    )["v"]
+    newest_end = None if newest is None else newest + frame_class.DURATION
+    bounds = stream_bounds(frame_class.get_stream())
+    latest = None if bounds is None else bounds[1]
+    lag = None
+    if latest is not None and newest_end is not None:
+        lag = (latest - newest_end).total_seconds()
+    stats = frame_class.get_performance_stats()
+    return TaskStatus(
+        key=task.key,
+        name=task.name,
+        running=task.is_running,
+        duration=frame_class.DURATION,
+        **frame_counts(frame_class),
+        newest_calculated_end=newest_end,
+        stream_latest=latest,
+        lag_seconds=lag,
+        avg_analysis_time=stats["analysis_time"],
+        avg_cleanup_time=stats["cleanup_time"],
+        cutoff=frame_class.get_stream_memory_cutoff(),
+        last_tick_at=task.last_tick_at,
+    )
+
+
+def all_statuses() -> list[TaskStatus]:
+    """The status of every configured task, by key."""
+    return [task_status(task) for task in AnalysisTask.get()]
