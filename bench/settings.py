@@ -39,6 +39,11 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "bench.benchapp.models.SyntheticFrame",
         "autostart": True,
     },
+    "late": {
+        "name": "Recompute late items, 1M calculated frames",
+        "frame_class_path": "bench.benchapp.models.LateFrame",
+        "autostart": True,
+    },
     "table": {
         "name": "Trivial calculate, stream read from a table",
         "frame_class_path": "bench.benchapp.models.TableFrame",
@@ -56,3 +61,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "root": {"level": "WARNING"},
 }
+
+# The late-tick benchmark reads arrivals almost at once.
+STREAM_ANALYSIS_ARRIVAL_SETTLE = float(os.environ.get("STREAM_ANALYSIS_ARRIVAL_SETTLE", "0.05"))

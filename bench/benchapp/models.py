@@ -90,3 +90,53 @@ class TableFrame(BaseTimeFrame):
 
     def calculate(self, stream_data):
         self.item_count = len(stream_data)
+
+
+class LateReading(models.Model):
+    """A reading with the wall-clock time it was stored (its arrival)."""
+
+    created_at = models.DateTimeField(db_index=True)
+    ingested_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} (arrived {self.ingested_at:%H:%M:%S})"
+
+
+class LateReadingStream(AbstractStream):
+    """``LateReading`` rows; reports late arrivals with one index range scan."""
+
+    def is_stream_empty(self):
+        return not LateReading.objects.exists()
+
+    def get_earliest_stream_time(self):
+        return LateReading.objects.aggregate(v=models.Min("created_at"))["v"]
+
+    def get_latest_stream_time(self):
+        return LateReading.objects.aggregate(v=models.Max("created_at"))["v"]
+
+    def get_stream_data(self, start, end):
+        return LateReading.objects.filter(created_at__gte=start, created_at__lt=end)
+
+    def delete_before(self, cutoff_datetime):
+        return 0
+
+    def count_before(self, cutoff_datetime):
+        return 0
+
+    def get_late_arrivals(self, arrived_after, arrived_until, time_before):
+        return LateReading.objects.filter(
+            ingested_at__gt=arrived_after,
+            ingested_at__lte=arrived_until,
+            created_at__lt=time_before,
+        ).values_list("created_at", "ingested_at")
+
+
+class LateFrame(BaseTimeFrame):
+    STREAM_CLASS = LateReadingStream
+    DURATION = timedelta(seconds=15)
+    RECOMPUTE_LATE = True
+
+    item_count = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        self.item_count = len(stream_data)
