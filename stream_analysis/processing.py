@@ -34,17 +34,6 @@ from .streams import AbstractStream
 
 logger = logging.getLogger(__name__)
 
-BATCH_FIELDS = (
-    "calculated",
-    "failed",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "analysis_time",
-    "cleanup_time",
-    "calculated_at",
-)
-
 
 @dataclass
 class DrainResult:
