@@ -1,0 +1,102 @@
+"""Bad input from a user's stream, frame or settings: a clear outcome, nothing lost."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+from django.db import transaction
+
+from actors import tasks
+from stream_analysis import StreamError, processing, scheduling
+from stream_analysis.models import AnalysisTask
+from tests.conftest import at
+from tests.testapp.models import CountFrame, Item, ItemStream
+
+pytestmark = pytest.mark.django_db
+
+
+def tick(key: str = "counts") -> scheduling.TickResult:
+    with transaction.atomic():
+        return scheduling.create_due_frames(AnalysisTask.require(key), count_limit=1000)
+
+
+def drain() -> processing.DrainResult:
+    return processing.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30)
+
+
+# -- the stream interface -------------------------------------------------------------
+
+
+def test_a_stream_that_returns_none_for_its_times_creates_nothing(monkeypatch):
+    Item.objects.create(created_at=at(100))
+    monkeypatch.setattr(ItemStream, "get_latest_stream_time", lambda self: None)
+
+    assert tick().created == 0
+    assert CountFrame.objects.count() == 0
+
+
+def test_a_stream_whose_latest_time_is_before_its_earliest_is_an_error_naming_it(monkeypatch):
+    Item.objects.create(created_at=at(100))
+    monkeypatch.setattr(ItemStream, "get_earliest_stream_time", lambda self: at(200))
+
+    with pytest.raises(StreamError, match="is before get_earliest_stream_time"):
+        tick()
+    assert CountFrame.objects.count() == 0
+
+
+def test_a_stream_returning_naive_datetimes_is_an_error_naming_the_fix(monkeypatch):
+    Item.objects.create(created_at=at(100))
+    monkeypatch.setattr(ItemStream, "get_latest_stream_time", lambda self: datetime(2026, 1, 2))
+
+    with pytest.raises(StreamError, match="timezone-aware"):
+        tick()
+
+
+def test_get_stream_data_raising_is_a_failed_attempt_with_its_traceback(monkeypatch):
+    CountFrame.objects.create(start_time=at(0))
+
+    def broken(self, start, end):
+        raise ConnectionError("the stream's store is down")
+
+    monkeypatch.setattr(ItemStream, "get_stream_data", broken)
+
+    result = drain()
+
+    frame = CountFrame.objects.get()
+    assert (result.retrying, frame.attempts, frame.calculated) == (1, 1, False)
+    assert "ConnectionError: the stream's store is down" in frame.last_error
+
+
+# -- calculate() --------------------------------------------------------------------
+
+
+def test_a_calculate_that_returns_a_value_is_fine_and_the_value_is_ignored(monkeypatch):
+    CountFrame.objects.create(start_time=at(0))
+    Item.objects.create(created_at=at(1))
+
+    def returns(self, stream_data):
+        self.item_count = len(stream_data)
+        return stream_data  # the original's calculate() returned the data it was done with
+
+    monkeypatch.setattr(CountFrame, "calculate", returns)
+
+    assert drain().calculated == 1
+    assert CountFrame.objects.get().item_count == 1
+
+
+# -- settings changed under running tasks ---------------------------------------------
+
+
+def test_messages_for_a_task_removed_from_settings_are_dropped_and_its_frames_kept(settings):
+    CountFrame.objects.create(start_time=at(0))
+    settings.ANALYSIS_TIME_FRAME_TASKS = {
+        key: value for key, value in settings.ANALYSIS_TIME_FRAME_TASKS.items() if key != "counts"
+    }
+
+    tasks.coordinate.fn("counts")  # logs a warning, raises nothing, retries nothing
+    tasks.calculate.fn("counts")
+
+    frame = CountFrame.objects.get()
+    assert (frame.calculated, frame.failed, frame.attempts) == (False, False, 0)
