@@ -44,6 +44,11 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "bench.benchapp.models.LateFrame",
         "autostart": True,
     },
+    "live": {
+        "name": "A live 15 s task beside a backlog",
+        "frame_class_path": "bench.benchapp.models.LiveFrame",
+        "autostart": True,
+    },
     "table": {
         "name": "Trivial calculate, stream read from a table",
         "frame_class_path": "bench.benchapp.models.TableFrame",

@@ -5,6 +5,8 @@ any query, so a drain measures the framework's own overhead. ``TableFrame``
 reads ``Reading`` rows with the ORM, one query per frame, as a real stream does.
 """
 
+import os
+import time
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -74,6 +76,24 @@ class ReadingStream(AbstractStream):
 
 class SyntheticFrame(BaseTimeFrame):
     STREAM_CLASS = SyntheticStream
+    DURATION = timedelta(seconds=15)
+
+    item_count = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        self.item_count = len(stream_data)
+        if WORK_SECONDS:
+            time.sleep(WORK_SECONDS)  # bench.live_latency: a backlog that takes a while
+
+
+#: Seconds of simulated work per SyntheticFrame (env BENCH_CALCULATE_SECONDS).
+WORK_SECONDS = float(os.environ.get("BENCH_CALCULATE_SECONDS", "0"))
+
+
+class LiveFrame(BaseTimeFrame):
+    """15 s frames of the live ``Reading`` stream (bench.live_latency)."""
+
+    STREAM_CLASS = ReadingStream
     DURATION = timedelta(seconds=15)
 
     item_count = models.IntegerField(default=0)
