@@ -20,7 +20,8 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
-from stream_analysis import processing, scheduling
+from stream_analysis import processing, retention, scheduling
+from stream_analysis.exceptions import ConfigurationError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import app_settings
 
@@ -115,3 +116,33 @@ def calculate(key: str) -> None:
     if retry_at is not None:
         delay = max((retry_at - timezone.now()).total_seconds(), 0.0)
         calculate.send_with_options(args=(key,), delay=int(delay * 1000) + 100)
+
+
+def periodic_options(setting: str) -> dict[str, Any]:
+    """Actor options that make periodiq send it on ``STREAM_ANALYSIS_<setting>``.
+
+    A cron string gives ``{"periodic": cron(...)}``; None gives no option (the
+    actor exists but is never scheduled). Read once, when the actors are declared.
+    """
+    schedule = getattr(app_settings, setting)
+    if schedule is None:
+        return {}
+    try:
+        return {"periodic": cron(schedule)}
+    except Exception as exc:
+        raise ConfigurationError(
+            f"STREAM_ANALYSIS_{setting} is {schedule!r}, not a cron schedule periodiq can "
+            f"read ({exc}). Write e.g. '*/10 * * * *', or None to turn it off."
+        ) from exc
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, **periodic_options("CLEANUP_SCHEDULE"))
+def cleanup_streams() -> int | None:
+    """Delete the stream data every task is done with (``STREAM_ANALYSIS_CLEANUP_SCHEDULE``).
+
+    Safe to run twice: it runs under a session advisory lock, so a second run
+    while one is going (two schedulers, a slow run) skips at once; and one run
+    after another only deletes what is still before the cutoffs. No retries: the
+    next scheduled run does the same work. Returns the items deleted (None: skipped).
+    """
+    return retention.cleanup_exclusively()

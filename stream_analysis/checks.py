@@ -348,4 +348,26 @@ def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                     f"Remove it to use the default ({DEFAULTS[name]!r}).",
                 )
             )
-    return found
+    return found + check_cleanup_schedule()
+
+
+def check_cleanup_schedule() -> list[checks.CheckMessage]:
+    """None, or a cron schedule periodiq reads as meant: five fields, or an @alias.
+
+    periodiq silently ignores a sixth (seconds) field, so it is refused here.
+    Whether each field parses is checked when the actors are declared.
+    """
+    value = getattr(settings, "STREAM_ANALYSIS_CLEANUP_SCHEDULE", DEFAULTS["CLEANUP_SCHEDULE"])
+    if value is None or (
+        isinstance(value, str) and (value.startswith("@") or len(value.split()) == 5)
+    ):
+        return []
+    return [
+        error(
+            18,
+            f"STREAM_ANALYSIS_CLEANUP_SCHEDULE is {value!r}, not None or a cron schedule "
+            "of five fields (minute hour day-of-month month day-of-week).",
+            "Write e.g. '*/10 * * * *' (every 10 minutes; periodiq has minute resolution "
+            "and would ignore a seconds field), or None to turn the periodic cleanup off.",
+        )
+    ]

@@ -14,7 +14,7 @@ Kafka Streams' grace period).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -63,6 +63,14 @@ class FrameRange:
     def end(self) -> datetime:
         """End of the last frame."""
         return self.last + self.duration
+
+    def chunks(self, size: int) -> Iterator[FrameRange]:
+        """This range cut into consecutive ranges of at most ``size`` frames each."""
+        first = self.first
+        while first <= self.last:
+            last = min(first + (size - 1) * self.duration, self.last)
+            yield FrameRange(first=first, last=last, duration=self.duration)
+            first = last + self.duration
 
 
 def due_frames(

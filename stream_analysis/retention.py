@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
-from . import frames
+from . import frames, queries
 from .models import AnalysisTask
 from .streams import AbstractStream
 
@@ -47,3 +48,51 @@ def cleanup() -> int:
         )
         total += deleted
     return total
+
+
+@dataclass(frozen=True)
+class StreamCleanup:
+    """What ``cleanup()`` would do to one stream: its cutoff and the items before it."""
+
+    stream_class: type[AbstractStream]
+    #: Items before this time would be deleted; None keeps every item.
+    cutoff: datetime | None
+    #: How many items ``delete_before(cutoff)`` would delete (``count_before``).
+    count: int
+
+
+def preview_cleanup() -> list[StreamCleanup]:
+    """Per stream class, the cutoff and how many items ``cleanup()`` would delete now.
+
+    Deletes nothing (it calls the streams' ``count_before``). The numbers may be
+    stale by the time a cleanup runs: workers move the cutoffs forward.
+    """
+    return [
+        StreamCleanup(stream_class, cutoff, stream_class().count_before(cutoff))
+        for stream_class, cutoff in get_stream_cutoff_times().items()
+    ]
+
+
+#: Advisory-lock key of the stream cleanup (one at a time, whatever the process).
+CLEANUP_LOCK = frames.lock_key("cleanup", "streams")
+
+
+def cleanup_exclusively() -> int | None:
+    """``cleanup()``, unless another process runs one right now: then None, at once.
+
+    For periodic runs: two schedulers, or a run that outlasts its period, must
+    not delete the same rows side by side (concurrent deletes of one set of rows
+    may deadlock). The lock is a session lock (the deletes may span several
+    transactions); it is released at the end, or when a killed worker's
+    connection closes.
+    """
+    if not queries.fetch_value("try_session_lock", {"key": CLEANUP_LOCK}):
+        logger.info(
+            "another cleanup is running: skipped",
+            extra={"action": "cleanup", "skipped": True},
+        )
+        return None
+    try:
+        return cleanup()
+    finally:
+        queries.fetch_value("session_unlock", {"key": CLEANUP_LOCK})

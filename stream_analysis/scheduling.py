@@ -9,6 +9,7 @@ insert a no-op even without the lock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -212,6 +213,51 @@ def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
     return updated == 1
 
 
+#: Frames inserted (or reset) per statement by a backfill; a progress bar's step.
+BACKFILL_CHUNK = 10_000
+
+
+def backfill_plan(frame_class: type[BaseTimeFrame]) -> frames.FrameRange | None:
+    """Every closed frame over the whole stream, existing ones included (None: empty)."""
+    bounds = stream_bounds(frame_class.get_stream())
+    if bounds is None:
+        return None
+    return frames.backfill_frames(
+        duration=frame_class.DURATION,
+        earliest=bounds[0],
+        latest=bounds[1],
+        offset=frame_class.OFFSET,
+        lateness=frame_class.LATENESS,
+    )
+
+
+def backfill_range(
+    frame_class: type[BaseTimeFrame],
+    planned: frames.FrameRange,
+    *,
+    force: bool = False,
+    progress: Callable[[int], object] | None = None,
+) -> tuple[int, int]:
+    """Create the missing frames of ``planned`` (``force``: re-queue done ones), atomically.
+
+    Works ``BACKFILL_CHUNK`` frames per statement and calls ``progress`` with the
+    number of frames each statement covered. Everything is one transaction (a
+    savepoint inside the caller's): an interrupt rolls all of it back.
+
+    Returns (frames created, frames reset to pending).
+    """
+    created = reset = 0
+    with transaction.atomic():
+        for chunk in planned.chunks(BACKFILL_CHUNK):
+            created += insert_frames(frame_class, chunk)
+            if force:
+                params = {"first": chunk.first, "last": chunk.last}
+                reset += queries.execute("reset_frames", params, frame_class)
+            if progress is not None:
+                progress(chunk.count)
+    return created, reset
+
+
 def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
     """Create every missing frame over the whole stream; ``force`` re-queues done ones.
 
@@ -221,25 +267,7 @@ def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
     Returns (frames created, frames reset to pending).
     """
     frame_class = task.get_frame_class()
-    bounds = stream_bounds(frame_class.get_stream())
-    if bounds is None:
-        return 0, 0
-    planned = frames.backfill_frames(
-        duration=frame_class.DURATION,
-        earliest=bounds[0],
-        latest=bounds[1],
-        offset=frame_class.OFFSET,
-        lateness=frame_class.LATENESS,
-    )
+    planned = backfill_plan(frame_class)
     if planned is None:
         return 0, 0
-    with transaction.atomic():
-        created = insert_frames(frame_class, planned)
-        reset = 0
-        if force:
-            reset = queries.execute(
-                "reset_frames",
-                {"first": planned.first, "last": planned.last},
-                frame_class,
-            )
-    return created, reset
+    return backfill_range(frame_class, planned, force=force)

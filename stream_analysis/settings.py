@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "ARRIVAL_SETTLE": 2.0,
     # Dramatiq queue of this app's actors.
     "QUEUE": "stream_analysis",
+    # When the periodic actor deletes analysed stream data (a cron schedule of
+    # minute resolution, read when the actors are declared); None turns it off.
+    "CLEANUP_SCHEDULE": "*/10 * * * *",
 }
 
 

@@ -375,6 +375,21 @@ def test_an_app_setting_that_is_not_a_positive_number_is_e011(settings, name, va
     assert f"STREAM_ANALYSIS_{name}" in message.msg
 
 
+@pytest.mark.parametrize("schedule", ["*/10 * * * * 30", "often", "* * * *", 10, ""])
+def test_a_cleanup_schedule_that_is_not_five_cron_fields_is_e018(settings, schedule):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = schedule
+
+    message = assert_reports("stream_analysis.E018")
+    assert "STREAM_ANALYSIS_CLEANUP_SCHEDULE" in message.msg
+
+
+@pytest.mark.parametrize("schedule", [None, "*/10 * * * *", "0 3 * * mon", "@hourly"])
+def test_a_cleanup_schedule_of_five_fields_an_alias_or_none_passes(settings, schedule):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = schedule
+
+    assert reported() == []
+
+
 def test_the_runtime_without_django_dramatiq_is_e012(settings):
     installed = [app for app in settings.INSTALLED_APPS if app != "django_dramatiq"]
 

@@ -7,18 +7,30 @@ on stderr, a non-zero exit, no traceback.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from actors import queue, tasks
-from stream_analysis import AnalysisTask
-from tests.conftest import REPO, at, worker_env
-from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
+from stream_analysis import AnalysisTask, scheduling
+from stream_analysis.management.base import (
+    format_duration,
+    format_table,
+    format_time,
+    parse_time,
+)
+from tests.conftest import REPO, at, wait_until, worker_env
+from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
 THREE_TASKS = ("counts", "flaky", "minutely")
 
@@ -108,28 +120,107 @@ def test_list_with_a_key_shows_that_task():
     assert run("stream_analysis", "list", "flaky").splitlines() == ["flaky\trunning\tFlaky counts"]
 
 
+def table(out: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a status table, split on runs of spaces."""
+    header, *rows = out.splitlines()
+    return re.split(r"\s{2,}", header), [line.split() for line in rows]
+
+
 @pytest.mark.django_db
-def test_status_counts_the_frames_of_a_task_by_state():
-    frames(CountFrame, 0, 15, calculated=True)
+def test_status_prints_a_table_of_counts_lag_timings_and_cutoff():
+    # Given two calculated frames, three pending, one failed, and another task's frames
+    items(1, 100)
+    frames(CountFrame, 0, calculated=True, analysis_time=0.5, cleanup_time=0.25)
+    frames(CountFrame, 15, calculated=True, analysis_time=1.5, cleanup_time=0.75)
     frames(CountFrame, 30, 45, 60)
     frames(CountFrame, 75, failed=True, attempts=3)
-    frames(FlakyFrame, 0, 15, 30)  # another task's frames
+    frames(FlakyFrame, 0, 15, 30)
 
     out = run("stream_analysis", "status", "counts")
 
-    assert out.splitlines() == [
-        "counts\trunning\tItem counts\tduration=0:00:15\tdone=2\tpending=3\tfailed=1"
+    header, rows = table(out)
+    assert header == [
+        "KEY", "STATE", "DURATION", "DONE", "PENDING", "FAILED", "NEWEST END (UTC)",
+        "LAG (s)", "ANALYSIS (s)", "CLEANUP (s)", "CUTOFF (UTC)",
+    ]  # fmt: skip
+    # The newest calculated frame ends at 30, the stream at 100: 70 s behind
+    assert rows == [
+        ["counts", "running", "15s", "2", "3", "1", "2026-01-01", "00:00:30", "70.0",
+         "1.000", "0.500", "2026-01-01", "00:00:30"],
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_status_shows_dashes_where_nothing_is_known_yet():
+    out = run("stream_analysis", "status", "minutely")
+
+    assert table(out)[1] == [
+        ["minutely", "stopped", "1m10s", "0", "0", "0", "-", "-", "-", "-", "-"]
     ]
 
 
 @pytest.mark.django_db
-def test_status_without_a_key_shows_every_task():
+def test_status_without_a_key_shows_every_task_in_aligned_columns():
     frames(MinuteFrame, 0, calculated=True)
 
     lines = run("stream_analysis", "status").splitlines()
 
-    assert [line.split("\t")[0] for line in lines] == ["counts", "flaky", "minutely"]
-    assert lines[2].endswith("duration=0:01:10\tdone=1\tpending=0\tfailed=0")
+    assert [line.split()[0] for line in lines] == ["KEY", "counts", "flaky", "minutely"]
+    assert lines[3].split()[:6] == ["minutely", "stopped", "1m10s", "1", "0", "0"]
+    # Numbers are right-aligned under their header
+    done_end = lines[0].index("DONE") + len("DONE")
+    assert all(line[done_end - 1] != " " for line in lines)
+
+
+@pytest.mark.django_db
+def test_status_json_is_a_list_of_every_task_matching_the_database():
+    # Given frames in every state and a stream ahead of them
+    items(1, 100)
+    frames(CountFrame, 0, 15, calculated=True, analysis_time=0.5)
+    frames(CountFrame, 30, 45)
+    frames(CountFrame, 60, failed=True, attempts=3)
+    frames(MinuteFrame, 0, calculated=True)
+
+    data = json.loads(run("stream_analysis", "status", "--json"))
+
+    assert [entry["key"] for entry in data] == ["counts", "flaky", "minutely"]
+    for entry in data:
+        frame_class = AnalysisTask.get(entry["key"]).get_frame_class()
+        manager = frame_class.objects
+        assert (entry["done"], entry["pending"], entry["failed"]) == (
+            manager.filter(calculated=True).count(),
+            manager.filter(calculated=False, failed=False).count(),
+            manager.filter(failed=True).count(),
+        )
+        assert entry["duration"] == frame_class.DURATION.total_seconds()
+        cutoff = frame_class.get_stream_memory_cutoff()
+        assert entry["cutoff"] == (None if cutoff is None else cutoff.isoformat())
+    counts = data[0]
+    assert counts["running"] is True
+    assert counts["newest_calculated_end"] == at(30).isoformat()
+    assert counts["stream_latest"] == at(100).isoformat()
+    assert counts["lag_seconds"] == 70.0
+    assert counts["avg_analysis_time"] == 0.5
+
+
+@pytest.mark.django_db
+def test_status_json_with_a_key_is_a_list_of_that_task():
+    data = json.loads(run("stream_analysis", "status", "flaky", "--json"))
+
+    assert [entry["key"] for entry in data] == ["flaky"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["list", "--json"], "--json only applies to 'status'"),
+        (["start", "counts", "--from", "2026-01-01"], "--from only applies to 'recompute'"),
+    ],
+)
+def test_an_option_of_another_action_is_refused(argv, message):
+    with pytest.raises(CommandError, match=message):
+        run("stream_analysis", *argv)
 
 
 @pytest.mark.django_db
@@ -268,13 +359,291 @@ def test_backfill_of_an_empty_stream_creates_nothing():
     assert run("backfill_analysis", "minutely") == "minutely: created 0 frames, reset 0.\n"
 
 
+@pytest.mark.django_db
+def test_backfill_with_no_wait_returns_right_after_creating():
+    items(1, 100)
+
+    out = run("backfill_analysis", "counts", "--no-wait")
+
+    assert out == "counts: created 6 frames, reset 0.\n"
+    assert CountFrame.objects.filter(calculated=False).count() == 6
+
+
+@pytest.mark.django_db
+def test_backfill_creates_frames_in_chunks_and_says_how_many_overall(monkeypatch):
+    monkeypatch.setattr(scheduling, "BACKFILL_CHUNK", 4)
+    items(1, 100)
+    frames(CountFrame, 15, calculated=True)
+
+    out = run("backfill_analysis", "counts", "--force")
+
+    assert out == "counts: created 5 frames, reset 1.\n"
+    assert starts(CountFrame) == [at(s) for s in (0, 15, 30, 45, 60, 75)]
+    assert starts(CountFrame, calculated=True) == []
+
+
+@pytest.mark.django_db
+def test_ctrl_c_while_creating_frames_rolls_back_every_task(monkeypatch):
+    # Given a backfill of every task, interrupted at its third statement (the second task)
+    monkeypatch.setattr(scheduling, "BACKFILL_CHUNK", 4)
+    items(1, 100)
+    frames(CountFrame, 15, calculated=True)
+    real_insert, calls = scheduling.insert_frames, []
+
+    def insert_then_interrupt(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_insert(*args)
+
+    monkeypatch.setattr(scheduling, "insert_frames", insert_then_interrupt)
+    err = StringIO()
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("backfill_analysis", "--force", stdout=StringIO(), stderr=err)
+
+    # Then it exits 130 with one line, and nothing of the backfill is left
+    assert exited.value.code == 130
+    assert err.getvalue() == (
+        "Interrupted: the backfill was rolled back, no frame was created or reset.\n"
+    )
+    assert starts(CountFrame) == [at(15)]
+    assert starts(CountFrame, calculated=True) == [at(15)]
+    assert FlakyFrame.objects.count() == 0
+
+
+@pytest.mark.workers
+def test_backfill_with_wait_returns_once_the_workers_have_calculated_every_frame(workers):
+    items(1, 100)
+    workers.start(processes=1, threads=4)
+
+    out = run("backfill_analysis", "counts", "--wait")
+
+    assert out.splitlines() == [
+        "counts: created 6 frames, reset 0.",
+        "Waiting for 6 frames to be calculated (Ctrl-C stops watching; the workers go on).",
+        "counts: 6 done, 0 failed.",
+    ]
+    assert CountFrame.objects.filter(calculated=True).count() == 6
+    runs = CalculationLog.objects.filter(frame_model="CountFrame")
+    assert sorted(runs.values_list("start_time", flat=True)) == [at(s) for s in range(0, 90, 15)]
+
+
+@pytest.mark.usefixtures("live_db")
+def test_backfill_with_wait_does_not_wait_for_a_stopped_task():
+    items(1, 100)
+    run("stream_analysis", "stop", "counts")
+
+    out = run("backfill_analysis", "counts", "--wait")
+
+    assert out.splitlines() == [
+        "counts: created 6 frames, reset 0.",
+        "counts is stopped: its frames wait for 'stream_analysis start counts'.",
+    ]
+
+
+@pytest.mark.usefixtures("live_db")
+def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames():
+    # Given a backfill that waits, and no worker to calculate its frames
+    items(1, 100)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django", "backfill_analysis", "counts", "--wait"],
+        cwd=REPO,
+        env=worker_env(PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = [proc.stdout.readline(), proc.stdout.readline()]
+    assert seen[1].startswith("Waiting for 6 frames"), seen
+
+    # When the user presses Ctrl-C
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    # Then it says so in one line and exits 130, without a traceback
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines() == [
+        "Stopped watching: the frames stay queued and the workers go on."
+    ]
+    # And the frames are all there, pending, with a coordinator tick queued for them
+    assert starts(CountFrame, calculated=False) == [at(s) for s in range(0, 90, 15)]
+    assert queue.count_queued(tasks.QUEUE, tasks.coordinate.actor_name, "counts") == 1
+
+
+# -- stream_analysis recompute ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_recompute_puts_every_frame_overlapping_the_range_back_to_pending():
+    # Given calculated frames 0..75, one failed, and the range [20, 50)
+    frames(CountFrame, 0, 15, 30, 60, 75, calculated=True, calculated_at=at(200))
+    frames(CountFrame, 45, failed=True, attempts=3, last_error="Traceback ...")
+
+    out = run(
+        "stream_analysis", "recompute", "counts",
+        "--from", "2026-01-01T00:00:20Z", "--to", "2026-01-01T01:00:50+01:00",
+    )  # fmt: skip
+
+    assert out == (
+        "counts: 3 frames overlapping [2026-01-01 00:00:20, 2026-01-01 00:00:50) UTC "
+        "back to pending.\n"
+    )
+    assert starts(CountFrame, calculated=False, failed=False, attempts=0) == [
+        at(15), at(30), at(45)
+    ]  # fmt: skip
+    assert starts(CountFrame, calculated=True) == [at(0), at(60), at(75)]
+
+
+@pytest.mark.django_db
+def test_recompute_takes_a_time_without_offset_as_utc():
+    frames(CountFrame, 0, 15, calculated=True)
+
+    out = run("stream_analysis", "recompute", "counts", "--from", "2026-01-01T00:00:15",
+              "--to", "2026-01-01T00:00:30")  # fmt: skip
+
+    assert out.startswith("counts: 1 frames overlapping")
+    assert starts(CountFrame, calculated=True) == [at(0)]
+
+
+@pytest.mark.django_db
+def test_recompute_of_a_stopped_task_says_its_frames_wait():
+    frames(MinuteFrame, 0, calculated=True)
+
+    out = run("stream_analysis", "recompute", "minutely", "--from", "2026-01-01",
+              "--to", "2026-01-02")  # fmt: skip
+
+    assert out.splitlines()[1] == (
+        "minutely is stopped: they wait for 'stream_analysis start minutely'."
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["counts", "--from", "2026-01-01"], "'recompute' needs --from and --to"),
+        (["--from", "2026-01-01", "--to", "2026-01-02"], "'recompute' needs a task key"),
+        (["counts", "--from", "2026-01-02", "--to", "2026-01-01"], "must be before --to"),
+    ],
+)
+def test_recompute_without_a_proper_range_is_refused(argv, message):
+    with pytest.raises(CommandError, match=message):
+        run("stream_analysis", "recompute", *argv)
+
+
+@pytest.mark.workers
+def test_recompute_twice_queues_each_frame_once_and_workers_calculate_it_once(workers):
+    # Given six calculated frames (written directly: no calculation logged)
+    items(1, 100)
+    frames(CountFrame, *range(0, 90, 15), calculated=True, calculated_at=at(200))
+    argv = ("stream_analysis", "recompute", "counts", "--from", "2026-01-01T00:00:20Z",
+            "--to", "2026-01-01T00:00:50Z")  # fmt: skip
+
+    # When the range is recomputed twice
+    first, second = run(*argv), run(*argv)
+
+    # Then the second run changes nothing: the same three frames are pending, once
+    assert first == second
+    assert starts(CountFrame, calculated=False) == [at(15), at(30), at(45)]
+    # And real workers calculate each of them exactly once
+    workers.start(processes=1, threads=4)
+    wait_until(lambda: not CountFrame.objects.filter(calculated=False).exists(), 60, "recompute")
+    runs = CalculationLog.objects.filter(frame_model="CountFrame")
+    assert sorted(runs.values_list("start_time", flat=True)) == [at(15), at(30), at(45)]
+    assert CountFrame.objects.get(start_time=at(15)).item_count == 0
+    assert CountFrame.objects.get(start_time=at(0)).item_count == 0  # untouched
+
+
+# -- cleanup_streams --dry-run ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_cleanup_dry_run_prints_each_streams_cutoff_and_count_and_deletes_nothing():
+    # Given every task is done with the data before 30
+    items(0, 10, 29, 30, 31, 100)
+    frames(CountFrame, 0, 15, calculated=True)
+    frames(CountFrame, 30)
+    frames(FlakyFrame, 30, calculated=True)
+    frames(MinuteFrame, 70)
+
+    out = run("cleanup_streams", "--dry-run")
+
+    assert out.splitlines() == [
+        "ItemStream: cutoff 2026-01-01 00:00:30 UTC, 3 items would go.",
+        "Dry run: nothing deleted; 3 stream items would go.",
+    ]
+    assert Item.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_cleanup_dry_run_says_when_a_stream_is_kept_whole():
+    items(0, 10, 100)
+    frames(CountFrame, 0, 15, calculated=True)
+
+    assert run("cleanup_streams", "--dry-run").splitlines() == [
+        "ItemStream: no cutoff (a task still needs every item), 0 items would go.",
+        "Dry run: nothing deleted; 0 stream items would go.",
+    ]
+
+
+# -- how the commands write times, durations and tables --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(milliseconds=20), "20ms"),
+        (timedelta(seconds=15), "15s"),
+        (timedelta(seconds=70), "1m10s"),
+        (timedelta(hours=1), "1h"),
+        (timedelta(days=1, hours=12), "1d12h"),
+        (timedelta(seconds=1.5), "1.5s"),
+    ],
+)
+def test_durations_are_written_compactly(duration, text):
+    assert format_duration(duration) == text
+
+
+def test_times_are_written_in_utc_to_the_second_or_millisecond():
+    plus_one = datetime(2026, 1, 1, 1, 0, 30, tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    assert format_time(plus_one) == "2026-01-01 01:00:30"
+    assert format_time(at(0.02)) == "2026-01-01 00:00:00.020"
+    assert format_time(None) == "-"
+
+
+def test_a_table_pads_columns_and_right_aligns_numbers():
+    lines = format_table(("KEY", "N", "LAG"), [("a", "1", "-"), ("long_key", "123", "4.5")])
+
+    assert lines == [
+        "KEY         N  LAG",
+        "a           1    -",
+        "long_key  123  4.5",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-01", at(0)),
+        ("2026-01-01T00:00:15Z", at(15)),
+        ("2026-01-01T01:00:30+01:00", at(30)),
+        ("2026-01-01 00:01", at(60)),
+    ],
+)
+def test_times_given_on_the_command_line_are_iso_8601_and_utc_without_offset(text, expected):
+    assert parse_time("--from", text) == expected
+
+
 # -- help ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("command", "text"),
     [
-        ("stream_analysis", "Start, stop, list or show the status"),
+        ("stream_analysis", "Start, stop, list, show the status of, or recompute"),
         ("clear_queue", "Delete a task's pending frames"),
         ("cleanup_streams", "Delete stream data that every task"),
         ("backfill_analysis", "Create every missing frame"),
@@ -295,10 +664,23 @@ def test_help_of_each_command_exits_zero_and_explains_it(capsys, command, text):
 BAD_INPUT = {
     "start": ["stream_analysis", "start", "nope"],
     "status": ["stream_analysis", "status", "nope"],
+    "recompute": [
+        "stream_analysis",
+        "recompute",
+        "nope",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+    ],
     "clear_queue": ["clear_queue", "nope"],
     "backfill_analysis": ["backfill_analysis", "nope", "--force"],
 }
 NO_KEY = ["start", "stop"]
+BAD_DATES = {
+    "--from": ["--from", "yesterday", "--to", "2026-01-02T00:00:00Z"],
+    "--to": ["--from", "2026-01-01T00:00:00Z", "--to", "2026-13-01"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +696,10 @@ def cli(django_db_setup) -> dict[str, subprocess.CompletedProcess[str]]:
     """Each bad command line of this module, run at once as ``python -m django ...``."""
     argvs = dict(BAD_INPUT)
     argvs.update({f"{action} without key": ["stream_analysis", action] for action in NO_KEY})
+    argvs.update(
+        {f"bad {option}": ["stream_analysis", "recompute", "counts", *argv]
+         for option, argv in BAD_DATES.items()}
+    )  # fmt: skip
     env = worker_env()
     procs = {
         name: subprocess.Popen(
@@ -373,3 +759,14 @@ def test_start_from_the_command_line_starts_the_task_and_ticks_it_at_once():
     assert (result.returncode, result.stdout, result.stderr) == (0, "Started minutely.\n", "")
     assert running("minutely") is True
     assert queue.count_queued(tasks.QUEUE, tasks.coordinate.actor_name, "minutely") == 1
+
+
+@pytest.mark.parametrize("option", sorted(BAD_DATES))
+def test_recompute_with_a_bad_date_prints_one_line_naming_the_format(cli, option):
+    result = cli[f"bad {option}"]
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result)
+    assert line.startswith(f"CommandError: {option} ")
+    assert "is not an ISO 8601 time: write e.g. 2026-01-01T10:00:00Z" in line

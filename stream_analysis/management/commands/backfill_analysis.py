@@ -1,18 +1,31 @@
 from __future__ import annotations
 
+import argparse
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from tqdm import tqdm
 
 from ... import scheduling, signals
+from ...models import AnalysisTask
+from ...status import frame_counts
 from ..base import tasks_or_error
+
+#: Seconds between two counts of the pending frames while waiting for them to drain.
+POLL_SECONDS = 0.5
+#: Exit status after Ctrl-C, as a shell reports a process ended by SIGINT.
+INTERRUPTED = 130
 
 
 class Command(BaseCommand):
     help = (
         "Create every missing frame over the whole stream (gaps included) for one task or "
-        "all; the workers then calculate them. --force also recalculates calculated and "
-        "failed frames."
+        "all, in one transaction; the workers then calculate them. --force also "
+        "recalculates calculated and failed frames. With --wait (the default on a "
+        "terminal), then show the frames draining until none is pending; Ctrl-C stops "
+        "watching, the workers go on."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -20,9 +33,87 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="recalculate frames that are already done"
         )
+        parser.add_argument(
+            "--wait",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="after creating, wait until no frame of a running task is pending "
+            "(default: only when stdout is a terminal)",
+        )
 
-    def handle(self, *args: Any, key: str | None, force: bool, **options: Any) -> None:
-        for task in tasks_or_error(key):
-            created, reset = scheduling.backfill(task, force=force)
-            signals.tick_requested.send(sender=type(task), task=task)
-            self.stdout.write(f"{task.key}: created {created} frames, reset {reset}.")
+    def handle(
+        self, *args: Any, key: str | None, force: bool, wait: bool | None, **options: Any
+    ) -> None:
+        tasks = tasks_or_error(key)
+        self.committed = False
+        try:
+            self.create(tasks, force=force)
+            if self.stdout.isatty() if wait is None else wait:
+                self.drain(tasks)
+        except KeyboardInterrupt:
+            self.interrupted()
+
+    def create(self, tasks: list[AnalysisTask], *, force: bool) -> None:
+        """Backfill every task in one transaction, with a bar counting the frames covered."""
+        plans = [(task, scheduling.backfill_plan(task.get_frame_class())) for task in tasks]
+        total = sum(plan.count for _, plan in plans if plan is not None)
+        lines = []
+        with self.progress("creating", total) as bar, transaction.atomic():
+            transaction.on_commit(self.mark_committed)
+            for task, plan in plans:
+                created, reset = 0, 0
+                if plan is not None:
+                    created, reset = scheduling.backfill_range(
+                        task.get_frame_class(), plan, force=force, progress=bar.update
+                    )
+                signals.tick_requested.send(sender=type(task), task=task)
+                lines.append(f"{task.key}: created {created} frames, reset {reset}.")
+        for line in lines:
+            self.stdout.write(line)
+
+    def mark_committed(self) -> None:
+        self.committed = True
+
+    def drain(self, tasks: list[AnalysisTask]) -> None:
+        """Show the pending frames of the running tasks going down, until none is left."""
+        watched = []
+        for task in tasks:
+            if task.is_running:
+                watched.append(task)
+            else:
+                self.stdout.write(
+                    f"{task.key} is stopped: its frames wait for "
+                    f"'stream_analysis start {task.key}'."
+                )
+        pending = count_pending(watched)
+        if pending:
+            self.stdout.write(
+                f"Waiting for {pending} frames to be calculated (Ctrl-C stops watching; "
+                "the workers go on)."
+            )
+            self.stdout.flush()
+            with self.progress("calculating", pending) as bar:
+                while pending:
+                    time.sleep(POLL_SECONDS)
+                    pending = count_pending(watched)
+                    bar.update(max(bar.total - pending, 0) - bar.n)
+        for task in watched:
+            counts = frame_counts(task.get_frame_class())
+            self.stdout.write(f"{task.key}: {counts['done']} done, {counts['failed']} failed.")
+
+    def progress(self, what: str, total: int) -> tqdm[Any]:
+        """A bar on stderr (stdout stays for the result lines); hidden when not a terminal."""
+        return tqdm(total=total, desc=what, unit=" frames", file=self.stderr._out, disable=None)
+
+    def interrupted(self) -> None:
+        if self.committed:
+            message = "Stopped watching: the frames stay queued and the workers go on."
+        else:
+            message = "Interrupted: the backfill was rolled back, no frame was created or reset."
+        self.stderr.write(message)
+        raise SystemExit(INTERRUPTED)
+
+
+def count_pending(tasks: list[AnalysisTask]) -> int:
+    """Frames still to calculate (pending, retrying or stale) over ``tasks``."""
+    return sum(task.get_frame_class().due_frames().count() for task in tasks)

@@ -1,0 +1,102 @@
+"""The periodic cleanup actor: what it deletes, its lock, and its schedule setting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+
+from actors import tasks
+from stream_analysis.exceptions import ConfigurationError
+from stream_analysis.retention import CLEANUP_LOCK
+from tests.conftest import at
+from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
+
+THREE_TASKS = ("counts", "flaky", "minutely")
+
+
+@pytest.fixture(autouse=True)
+def three_tasks(settings):
+    """Only the tasks these tests count on, whatever else tests/settings.py configures."""
+    configured = settings.ANALYSIS_TIME_FRAME_TASKS
+    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in THREE_TASKS}
+
+
+@pytest.fixture
+def analysed_until_30() -> None:
+    """Items at 0, 10, 29, 30, 31 and 100; every task is done with the data before 30."""
+    Item.objects.bulk_create(Item(created_at=at(s)) for s in (0, 10, 29, 30, 31, 100))
+    CountFrame.objects.bulk_create(
+        CountFrame(start_time=at(s), calculated=s < 30) for s in (0, 15, 30)
+    )
+    FlakyFrame.objects.create(start_time=at(30), calculated=True)
+    MinuteFrame.objects.create(start_time=at(70))
+
+
+@pytest.fixture
+def another_cleanup_running() -> Iterator[None]:
+    """The cleanup lock, held by another database session for the test's duration."""
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [CLEANUP_LOCK])
+    yield
+    other.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("analysed_until_30")
+def test_the_cleanup_actor_deletes_what_every_task_is_done_with():
+    assert tasks.cleanup_streams.fn() == 3
+    assert sorted(Item.objects.values_list("created_at", flat=True)) == [at(30), at(31), at(100)]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("analysed_until_30")
+def test_the_cleanup_actor_run_twice_deletes_nothing_more_the_second_time():
+    tasks.cleanup_streams.fn()
+
+    assert tasks.cleanup_streams.fn() == 0
+    assert Item.objects.count() == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("analysed_until_30", "another_cleanup_running")
+def test_the_cleanup_actor_skips_while_another_cleanup_runs():
+    assert tasks.cleanup_streams.fn() is None
+    assert Item.objects.count() == 6
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("analysed_until_30")
+def test_the_cleanup_actor_releases_its_lock():
+    tasks.cleanup_streams.fn()
+    Item.objects.create(created_at=at(1))
+
+    assert tasks.cleanup_streams.fn() == 1
+
+
+def test_the_cleanup_actor_is_scheduled_every_ten_minutes_by_default():
+    assert str(tasks.cleanup_streams.options["periodic"]) == "*/10 * * * *"
+
+
+def test_a_schedule_gives_the_periodic_option(settings):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = "0 3 * * *"
+
+    assert str(tasks.periodic_options("CLEANUP_SCHEDULE")["periodic"]) == "0 3 * * *"
+
+
+def test_no_schedule_turns_the_periodic_cleanup_off(settings):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = None
+
+    assert tasks.periodic_options("CLEANUP_SCHEDULE") == {}
+
+
+@pytest.mark.parametrize("schedule", ["often", "* * * *", 10])
+def test_a_schedule_periodiq_cannot_read_is_a_configuration_error_naming_the_setting(
+    settings, schedule
+):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = schedule
+
+    with pytest.raises(ConfigurationError, match="STREAM_ANALYSIS_CLEANUP_SCHEDULE is"):
+        tasks.periodic_options("CLEANUP_SCHEDULE")
