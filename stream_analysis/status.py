@@ -44,13 +44,18 @@ class TaskStatus:
         return data
 
 
+def count_expressions() -> dict[str, models.Count]:
+    """``done``, ``pending`` (including retrying and stale) and ``failed`` as aggregates."""
+    return {
+        "done": models.Count("pk", filter=models.Q(calculated=True)),
+        "pending": models.Count("pk", filter=models.Q(calculated=False, failed=False)),
+        "failed": models.Count("pk", filter=models.Q(failed=True)),
+    }
+
+
 def frame_counts(frame_class: Any) -> dict[str, int]:
     """Frames done, pending (including retrying and stale) and failed, in one query."""
-    return frame_class._default_manager.aggregate(
-        done=models.Count("pk", filter=models.Q(calculated=True)),
-        pending=models.Count("pk", filter=models.Q(calculated=False, failed=False)),
-        failed=models.Count("pk", filter=models.Q(failed=True)),
-    )
+    return frame_class._default_manager.aggregate(**count_expressions())
 
 
 def task_status(task: AnalysisTask) -> TaskStatus:

@@ -1,0 +1,67 @@
+"""Operator actions on frames: one UPDATE each, then the tasks using the model are ticked."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_analysis import operations, signals
+from tests.conftest import at
+from tests.testapp.models import CountFrame, FlakyFrame
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ticks():
+    keys: list[str] = []
+
+    def record(sender, task, **kwargs):
+        keys.append(task.key)
+
+    signals.tick_requested.connect(record, weak=False)
+    yield keys
+    signals.tick_requested.disconnect(record)
+
+
+def test_retry_failed_resets_failed_frames_only_and_ticks_their_task(ticks):
+    failed = CountFrame.objects.create(start_time=at(0), failed=True, attempts=3, last_error="x")
+    CountFrame.objects.create(start_time=at(15), calculated=True, attempts=1)
+    FlakyFrame.objects.create(start_time=at(0), failed=True, attempts=3)
+
+    assert operations.retry_failed(CountFrame) == 1
+
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.last_error) == ("pending", 0, "")
+    assert CountFrame.objects.get(start_time=at(15)).calculated
+    assert FlakyFrame.objects.get().failed
+    assert ticks == ["counts"]
+
+
+def test_recompute_resets_the_given_frames_whatever_their_status(ticks):
+    for seconds in (0, 15, 30):
+        CountFrame.objects.create(start_time=at(seconds), calculated=True, calculated_at=at(60))
+
+    count = operations.recompute(CountFrame, CountFrame.objects.filter(start_time__lt=at(30)))
+
+    assert count == 2
+    statuses = list(CountFrame.objects.order_by("start_time").values_list("calculated", flat=True))
+    assert statuses == [False, False, True]
+    assert CountFrame.objects.get(start_time=at(0)).status == "stale"
+    assert ticks == ["counts"]
+
+
+def test_nothing_to_reset_ticks_nothing(ticks):
+    CountFrame.objects.create(start_time=at(0), calculated=True)
+
+    assert operations.retry_failed(CountFrame) == 0
+    assert operations.recompute(CountFrame, CountFrame.objects.none()) == 0
+    assert ticks == []
+
+
+def test_a_queryset_of_another_model_is_refused():
+    with pytest.raises(TypeError, match="CountFrame"):
+        operations.recompute(CountFrame, FlakyFrame.objects.all())
+
+
+def test_the_tasks_using_a_frame_model_are_found_by_their_configuration():
+    assert [task.key for task in operations.tasks_using(CountFrame)] == ["counts"]
