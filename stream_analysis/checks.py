@@ -126,7 +126,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
                 "stream_analysis.BaseTimeFrame and is not abstract.",
             )
         ]
-    if frame_class._meta.parents:
+    if frame_class._meta.parents and not frame_class._meta.proxy:
         return [
             error(
                 15,

@@ -83,7 +83,8 @@ def saved_fields(model: type[models.Model]) -> tuple[models.Field[Any, Any], ...
     """The fields ``save()`` writes on an update: concrete, not the key, not generated."""
     return tuple(
         field
-        for field in model._meta.local_concrete_fields
+        # A proxy model's fields live on its concrete model, in the same table.
+        for field in model._meta.concrete_model._meta.local_concrete_fields
         if not field.primary_key and not field.generated
     )
 

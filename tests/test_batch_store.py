@@ -8,6 +8,7 @@ import pytest
 from django.db import DataError
 from django.db.models import F
 from django.db.models.signals import post_save
+from django.test.utils import isolate_apps
 
 from stream_analysis import processing
 from tests.conftest import at
@@ -141,3 +142,15 @@ def test_an_over_long_string_is_an_error_not_cut_short():
 
     with pytest.raises(DataError, match="too long"):
         processing.store_frames(CalculationLog, [[log.pk, "x" * 51, log.start_time, log.pid]])
+
+
+@isolate_apps("tests.testapp")
+def test_a_proxy_frame_model_stores_the_fields_of_its_concrete_model():
+    from stream_analysis import queries
+
+    class ProxyCountFrame(CountFrame):
+        class Meta:
+            proxy = True
+            app_label = "testapp"
+
+    assert queries.saved_fields(ProxyCountFrame) == queries.saved_fields(CountFrame) != ()
