@@ -84,7 +84,7 @@ def saved_fields(model: type[models.Model]) -> tuple[models.Field[Any, Any], ...
     return tuple(
         field
         # A proxy model's fields live on its concrete model, in the same table.
-        for field in model._meta.concrete_model._meta.local_concrete_fields
+        for field in (model._meta.concrete_model or model)._meta.local_concrete_fields
         if not field.primary_key and not field.generated
     )
 

@@ -100,3 +100,13 @@ def test_a_schedule_periodiq_cannot_read_is_a_configuration_error_naming_the_set
 
     with pytest.raises(ConfigurationError, match="STREAM_ANALYSIS_CLEANUP_SCHEDULE is"):
         tasks.periodic_options("CLEANUP_SCHEDULE")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("analysed_until_30", "another_cleanup_running")
+def test_the_cleanup_command_refuses_while_another_cleanup_runs():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="Another cleanup is running"):
+        call_command("cleanup_streams")
+    assert Item.objects.count() == 6

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...retention import StreamCleanup, cleanup, preview_cleanup
+from ...retention import StreamCleanup, cleanup_exclusively, preview_cleanup
 from ..base import format_time
 
 
@@ -24,7 +24,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         if not dry_run:
-            self.stdout.write(f"Deleted {cleanup()} stream items.")
+            deleted = cleanup_exclusively()
+            if deleted is None:
+                raise CommandError("Another cleanup is running right now; nothing deleted.")
+            self.stdout.write(f"Deleted {deleted} stream items.")
             return
         plans = preview_cleanup()
         for plan in plans:
