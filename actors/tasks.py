@@ -11,17 +11,19 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import dramatiq
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
-from stream_analysis import processing, retention, scheduling
-from stream_analysis.exceptions import ConfigurationError
+from stream_analysis import processing, queries, retention, scheduling
+from stream_analysis.exceptions import ConfigurationError, StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import app_settings
 
@@ -33,6 +35,30 @@ QUEUE: str = app_settings.QUEUE
 #: Dramatiq's own retries cover infrastructure errors (database gone, reset
 #: connection); calculate() failures are retried per frame by the domain.
 INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
+
+
+@contextmanager
+def mistakes_reported(key: str, frame_class: Any = None) -> Iterator[None]:
+    """Log a configuration or stream-interface mistake once, with its fix, instead of
+    letting Dramatiq retry it twenty times: it fails the same way until someone
+    fixes it, and the next tick (a minute later at most) tries again anyway.
+    Frames are left as they are: nothing is lost.
+    """
+    try:
+        yield
+    except DatabaseError as error:
+        explained = (
+            error if frame_class is None else queries.explain_missing_table(error, frame_class)
+        )
+        if explained is error:
+            raise  # the database itself: Dramatiq retries with backoff
+        _log_mistake(key, explained)
+    except StreamAnalysisError as error:
+        _log_mistake(key, error)
+
+
+def _log_mistake(key: str, error: BaseException) -> None:
+    logger.error("task %r cannot run: %s", key, error, extra={"action": "mistake", "task": key})
 
 
 def _calculate_time_limit_ms() -> int:
@@ -66,13 +92,20 @@ def coordinate(key: str) -> None:
         )
         return
     wanted_cap = app_settings.CONCURRENCY * app_settings.BATCH_SIZE
-    with transaction.atomic():
+    with mistakes_reported(key, _frame_class_or_none(task)), transaction.atomic():
         result = scheduling.create_due_frames(task, count_limit=wanted_cap)
         if not (result.locked and result.running):
             return
         transaction.on_commit(partial(top_up, key, result.due))
         if result.rearm_in is not None and scheduling.claim_rearm(task, result.rearm_in):
             transaction.on_commit(partial(send_rearm, key, result.rearm_in))
+
+
+def _frame_class_or_none(task: AnalysisTask) -> Any:
+    try:
+        return task.get_frame_class()
+    except StreamAnalysisError:
+        return None  # reported when the tick asks for it
 
 
 def top_up(key: str, due: int) -> int:
@@ -103,12 +136,16 @@ def calculate(key: str) -> None:
     task = AnalysisTask.get(key)
     if task is None or not task.is_running:
         return
-    frame_class = task.get_frame_class()
-    result = processing.calculate_due_frames(
-        frame_class,
-        deadline=time.monotonic() + app_settings.TIME_BUDGET,
-        interrupts=(TimeLimitExceeded,),
-    )
+    frame_class = _frame_class_or_none(task)
+    result = None
+    with mistakes_reported(key, frame_class):
+        result = processing.calculate_due_frames(
+            task.get_frame_class(),
+            deadline=time.monotonic() + app_settings.TIME_BUDGET,
+            interrupts=(TimeLimitExceeded,),
+        )
+    if result is None:
+        return
     if result.more_due or result.interrupted:
         calculate.send(key)
         return

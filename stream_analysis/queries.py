@@ -117,3 +117,21 @@ def store_frames_query(model: type[models.Model], rows: int) -> str:
         columns=", ".join(quote(c) for c in columns),
         pk=quote(columns[0]),
     )
+
+
+#: SQLSTATE of "relation does not exist".
+UNDEFINED_TABLE = "42P01"
+
+
+def explain_missing_table(error: BaseException, model: type[models.Model]) -> BaseException:
+    """A ConfigurationError naming the fix if ``error`` says ``model``'s table is missing."""
+    from .exceptions import ConfigurationError
+
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) != UNDEFINED_TABLE:
+        return error
+    return ConfigurationError(
+        f"The table {model._meta.db_table!r} of {model.__name__} does not exist: its "
+        "migration is missing or not applied. Run 'manage.py makemigrations' and "
+        "'manage.py migrate'."
+    )

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from actors import tasks
 from stream_analysis import StreamError, processing, scheduling
@@ -100,3 +100,30 @@ def test_messages_for_a_task_removed_from_settings_are_dropped_and_its_frames_ke
 
     frame = CountFrame.objects.get()
     assert (frame.calculated, frame.failed, frame.attempts) == (False, False, 0)
+
+
+def test_a_frame_model_whose_table_is_missing_is_reported_with_the_fix(caplog):
+    # Given a frame model whose migration was never applied (its table is gone)
+    Item.objects.bulk_create(Item(created_at=at(s)) for s in (1, 100))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {CountFrame._meta.db_table} CASCADE")
+
+    # When the coordinator and a calculator run for its task
+    tasks.coordinate.fn("counts")
+    tasks.calculate.fn("counts")
+
+    # Then each says once what to do, and raises nothing for Dramatiq to retry
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert all("does not exist" in e and "makemigrations" in e for e in errors)
+
+
+def test_a_stream_mistake_in_a_tick_is_reported_once_not_retried(monkeypatch, caplog):
+    Item.objects.create(created_at=at(100))
+    monkeypatch.setattr(ItemStream, "get_latest_stream_time", lambda self: datetime(2026, 1, 2))
+
+    tasks.coordinate.fn("counts")  # raises nothing: Dramatiq would retry it 20 times
+
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "timezone-aware" in errors[0]
+    assert CountFrame.objects.count() == 0
