@@ -368,3 +368,41 @@ class AnalysisTask(models.Model):
     def _set_running(self, running: bool) -> None:
         self.running = running
         type(self).objects.filter(pk=self.pk).update(running=running)
+
+
+class CleanupTotal(models.Model):
+    """Running totals of the stream data deleted by :func:`stream_analysis.cleanup`, per stream.
+
+    One row per stream class, shared by every process, so that the metrics of any
+    process report the cluster's totals. ``rows_deleted`` only grows (a counter).
+    """
+
+    stream = models.CharField(max_length=255, unique=True, help_text="Dotted path of the class.")
+    rows_deleted = models.BigIntegerField(default=0, db_default=0)
+    runs = models.BigIntegerField(default=0, db_default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["stream"]
+        verbose_name = "cleanup total"
+
+    def __str__(self) -> str:
+        return f"{self.stream}: {self.rows_deleted} rows deleted"
+
+    @staticmethod
+    def label(stream_class: type[AbstractStream]) -> str:
+        """The ``stream`` value of ``stream_class``: its dotted path."""
+        return f"{stream_class.__module__}.{stream_class.__qualname__}"
+
+    @classmethod
+    def record(cls, stream_class: type[AbstractStream], deleted: int, when: datetime) -> None:
+        """Add one cleanup run that deleted ``deleted`` rows (safe under concurrency)."""
+        label = cls.label(stream_class)
+        totals = {
+            "rows_deleted": models.F("rows_deleted") + deleted,
+            "runs": models.F("runs") + 1,
+            "last_run_at": when,
+        }
+        if not cls.objects.filter(stream=label).update(**totals):
+            cls.objects.get_or_create(stream=label)  # a concurrent creation is caught in there
+            cls.objects.filter(stream=label).update(**totals)

@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import timezone
+
 from . import frames, queries
-from .models import AnalysisTask
+from .models import AnalysisTask, CleanupTotal
 from .streams import AbstractStream
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,11 @@ def get_stream_cutoff_times() -> dict[type[AbstractStream], datetime | None]:
 
 
 def cleanup() -> int:
-    """Delete analysed stream data from every stream; return the rows deleted."""
+    """Delete analysed stream data from every stream; return the rows deleted.
+
+    Each stream's run is added to its :class:`~stream_analysis.models.CleanupTotal`
+    (read by the metrics).
+    """
     total = 0
     for stream_class, cutoff in get_stream_cutoff_times().items():
         if cutoff is None:
@@ -37,8 +43,10 @@ def cleanup() -> int:
                 stream_class.__name__,
                 extra={"action": "cleanup", "stream": stream_class.__name__},
             )
+            CleanupTotal.record(stream_class, 0, timezone.now())
             continue
         deleted = stream_class().delete_before(cutoff)
+        CleanupTotal.record(stream_class, deleted, timezone.now())
         logger.info(
             "deleted %d items before %s from %s",
             deleted,

@@ -32,6 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "ARRIVAL_SETTLE": 2.0,
     # Dramatiq queue of this app's actors.
     "QUEUE": "stream_analysis",
+    # The metrics view: False serves staff users only (and METRICS_TOKEN holders);
+    # True serves anyone who reaches it, so restrict it by network.
+    "METRICS_PUBLIC": False,
+    # A bearer token for scrapers ("Authorization: Bearer <token>"); empty: none.
+    "METRICS_TOKEN": "",
+    # Seconds back from now over which calculate durations are binned.
+    "METRICS_WINDOW": 600.0,
     # When the periodic actor deletes analysed stream data (a cron schedule of
     # minute resolution, read when the actors are declared); None turns it off.
     "CLEANUP_SCHEDULE": "*/10 * * * *",
