@@ -13,6 +13,7 @@ PYTHON=${PYTHON:-python3}
 ADMIN_USER=admin
 ADMIN_PASSWORD=${DEMO_ADMIN_PASSWORD:-admin}
 ADMIN_URL=http://127.0.0.1:8000/admin/
+DASHBOARD_URL=http://127.0.0.1:8000/dashboard/
 
 if [ ! -x .venv/bin/python ]; then
     if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -78,6 +79,9 @@ cat <<EOF
 
     The demo runs at $ADMIN_URL
     Log in as $ADMIN_USER / $ADMIN_PASSWORD; the frames are under "Demo time frames".
+    Live dashboard (tweets per frame, each task's lag): $DASHBOARD_URL
+    Prometheus metrics (staff only): http://127.0.0.1:8000/metrics
+    Edit calculate() in sample_project/demo/models.py: the worker reloads by itself.
     From another shell: .venv/bin/python sample_project/manage.py stream_analysis status
     Press Ctrl-C to stop.
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,14 +33,14 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> ob
 
 
 def worker_env(**extra: str) -> dict[str, str]:
-    """Environment of a child process that uses this test run's database."""
+    """Environment of a child process that uses this test run's database; ``extra`` wins."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url(connection.settings_dict),
         DJANGO_SETTINGS_MODULE="tests.settings",
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -58,8 +58,13 @@ class Workers:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, processes: int = 1, threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, processes: int = 1, threads: int = 4, args: Sequence[str] = (), **env: str
+    ) -> subprocess.Popen[bytes]:
         """Start a worker; return once its processes have registered with the broker.
+
+        ``args`` are more ``dramatiq`` options (``--watch DIR``); ``env`` adds to
+        (or overrides) :func:`worker_env`.
 
         Waiting matters: a worker already running prefetches every queued message,
         so one started later may otherwise find nothing left to do.
@@ -67,7 +72,7 @@ class Workers:
         before = registered_workers()
         command = [
             sys.executable, "-m", "dramatiq", "django_dramatiq.setup", "actors.tasks",
-            "--processes", str(processes), "--threads", str(threads), "--path", str(REPO),
+            "--processes", str(processes), "--threads", str(threads), "--path", str(REPO), *args,
         ]  # fmt: skip
         with open(self.log_dir / f"worker-{len(self.procs)}.log", "wb") as log:
             proc = subprocess.Popen(

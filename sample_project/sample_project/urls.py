@@ -1,11 +1,21 @@
+from demo import dashboard
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 from django.views.generic import RedirectView
 
+from stream_analysis.metrics import metrics_view
+
+DEMO = {"task": "demo", "field": "item_count"}
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # Staff only, like the admin.
+    path("dashboard/", dashboard.dashboard, DEMO),
+    path("dashboard/data.json", dashboard.dashboard_data, DEMO),
+    # Staff only (or a bearer token): see "Metrics" in the README.
+    path("metrics", metrics_view),
 ]
 # The admin's CSS and JavaScript under gunicorn, while DEBUG is on (the demo);
 # in production serve static files with a web server or WhiteNoise instead.
