@@ -59,9 +59,15 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, processes: int = 1, threads: int = 4, args: Sequence[str] = (), **env: str
+        self,
+        processes: int = 1,
+        threads: int = 4,
+        args: Sequence[str] = (),
+        wait: bool = True,
+        **env: str,
     ) -> subprocess.Popen[bytes]:
-        """Start a worker; return once its processes have registered with the broker.
+        """Start a worker; return once its processes have registered with the broker
+        (at once with ``wait=False``, for a worker that cannot reach the database).
 
         ``args`` are more ``dramatiq`` options (``--watch DIR``); ``env`` adds to
         (or overrides) :func:`worker_env`.
@@ -80,6 +86,8 @@ class Workers:
                 start_new_session=True, cwd=REPO,
             )  # fmt: skip
         self.procs.append(proc)
+        if not wait:
+            return proc
         wait_until(
             lambda: proc.poll() is not None or len(registered_workers() - before) >= processes,
             60,
