@@ -30,3 +30,7 @@ class UnknownTaskError(StreamAnalysisError, KeyError):
 
 class StreamError(StreamAnalysisError):
     """A stream interface returned something this app cannot use."""
+
+
+class FrameGridChanged(ConfigurationError):
+    """A frame model's DURATION or OFFSET changed while frames of the old grid exist."""

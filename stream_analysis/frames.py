@@ -73,6 +73,11 @@ class FrameRange:
             first = last + self.duration
 
 
+def grid_label(duration: timedelta, offset: timedelta = ZERO) -> str:
+    """The frame grid as text, e.g. ``'15s+0s'``: what must not change while frames exist."""
+    return f"{duration.total_seconds():g}s+{(offset % duration).total_seconds():g}s"
+
+
 def due_frames(
     *,
     duration: timedelta,

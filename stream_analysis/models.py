@@ -266,6 +266,14 @@ class AnalysisTask(models.Model):
         null=True, blank=True, editable=False, help_text="When the pending re-arm tick is due."
     )
     last_tick_at = models.DateTimeField(null=True, blank=True, editable=False)
+    frame_grid = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="DURATION and OFFSET of the existing frames, as the coordinator saw them.",
+    )
     stream_latest = models.DateTimeField(
         null=True,
         blank=True,

@@ -17,6 +17,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from . import frames, queries
+from .exceptions import FrameGridChanged
 from .models import AnalysisTask, BaseTimeFrame
 from .settings import app_settings
 from .streams import AbstractStream
@@ -103,10 +104,12 @@ def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
     frame_class = task.get_frame_class()
     now = timezone.now()
     created, rearm_in = 0, None
+    newest = newest_frame_start(frame_class)
+    check_grid(task, frame_class, newest)
     bounds = stream_bounds(frame_class.get_stream())
     if bounds is not None:
         watermark = observe_watermark(task, bounds[1], frame_class.IDLE_TIMEOUT, now)
-        created = create_closed_frames(frame_class, bounds[0], watermark)
+        created = create_closed_frames(frame_class, bounds[0], watermark, newest)
         rearm_in = rearm_seconds(frame_class, watermark)
     recomputed = mark_late_frames(task, frame_class, now) if frame_class.RECOMPUTE_LATE else 0
     task.last_tick_at = now
@@ -116,7 +119,40 @@ def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
 
 
 #: The task's fields a tick writes; start/stop and re-arms write others.
-TICK_STATE = ("last_tick_at", "stream_latest", "stream_latest_seen_at", "late_checked_at")
+TICK_STATE = (
+    "last_tick_at",
+    "stream_latest",
+    "stream_latest_seen_at",
+    "late_checked_at",
+    "frame_grid",
+)
+
+
+def check_grid(
+    task: AnalysisTask, frame_class: type[BaseTimeFrame], newest: datetime | None
+) -> None:
+    """Refuse to go on if DURATION or OFFSET changed while frames of the old grid exist.
+
+    New frames would not line up with the old ones: frames would overlap, or a
+    gap would go unanalysed. Nothing is created until the frame model is put
+    back or its frames are deleted; no stream data is deleted meanwhile beyond
+    what the existing frames allow.
+    """
+    grid = frames.grid_label(frame_class.DURATION, frame_class.OFFSET)
+    on_grid = (
+        newest is None
+        or frames.frame_start(newest, frame_class.DURATION, frame_class.OFFSET) == newest
+    )
+    if newest is None or (task.frame_grid in ("", grid) and on_grid):
+        task.frame_grid = grid
+        return
+    was = task.frame_grid or "another DURATION or OFFSET"
+    raise FrameGridChanged(
+        f"{frame_class.__name__}'s frames were made with {was}, but it now has "
+        f"DURATION + OFFSET = {grid}: new frames would not line up with the old ones. "
+        f"Restore DURATION and OFFSET, or delete its frames (they are results of the old "
+        f"grid; for example in the admin) so that it starts again on the new grid."
+    )
 
 
 def observe_watermark(
@@ -129,14 +165,17 @@ def observe_watermark(
 
 
 def create_closed_frames(
-    frame_class: type[BaseTimeFrame], earliest: datetime, watermark: datetime
+    frame_class: type[BaseTimeFrame],
+    earliest: datetime,
+    watermark: datetime,
+    newest: datetime | None,
 ) -> int:
-    """Insert every frame closed by ``watermark`` that does not exist yet."""
+    """Insert every frame closed by ``watermark`` after ``newest`` (the newest frame's start)."""
     planned = frames.due_frames(
         duration=frame_class.DURATION,
         earliest=earliest,
         latest=watermark,
-        newest_existing_start=newest_frame_start(frame_class),
+        newest_existing_start=newest,
         offset=frame_class.OFFSET,
         lateness=frame_class.LATENESS,
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
 
 from actors import tasks
 from stream_analysis import StreamError, processing, scheduling
+from stream_analysis.exceptions import FrameGridChanged
 from stream_analysis.models import AnalysisTask
 from tests.conftest import at
+from tests.streams import write_stream
 from tests.testapp.models import CountFrame, Item, ItemStream
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +129,36 @@ def test_a_stream_mistake_in_a_tick_is_reported_once_not_retried(monkeypatch, ca
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "timezone-aware" in errors[0]
     assert CountFrame.objects.count() == 0
+
+
+def test_a_duration_changed_while_frames_exist_stops_frame_creation_with_the_fix(monkeypatch):
+    # Given 15 s frames made by the coordinator
+    write_stream(8)
+    tick()
+    before = CountFrame.objects.count()
+
+    # When DURATION is changed in code and the stream goes on
+    monkeypatch.setattr(CountFrame, "DURATION", timedelta(seconds=60))
+    Item.objects.create(created_at=at(600))
+
+    # Then the tick refuses, naming both grids and the fix, and creates nothing
+    with pytest.raises(FrameGridChanged, match=r"15s\+0s.*60s\+0s.*Restore DURATION"):
+        tick()
+    assert CountFrame.objects.count() == before
+
+    # And once the old frames are deleted, the task starts again on the new grid
+    CountFrame.objects.all().delete()
+    assert tick().created > 0
+    starts = CountFrame.objects.values_list("start_time", flat=True)
+    assert all(start.second == 0 for start in starts)
+
+
+def test_a_duration_change_is_reported_by_the_coordinator_not_retried(monkeypatch, caplog):
+    write_stream(8)
+    tick()
+    monkeypatch.setattr(CountFrame, "DURATION", timedelta(seconds=60))
+
+    tasks.coordinate.fn("counts")
+
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "would not line up" in errors[0]
