@@ -6,13 +6,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from stream_analysis.database import database_url
 
@@ -30,6 +32,31 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> ob
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+@contextmanager
+def held_in_another_transaction(take: Callable[[], object]) -> Iterator[None]:
+    """Run ``take()`` (take a lock) in another thread's transaction; hold it for the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                take()
+                held.set()
+                release.wait(30)
+        finally:
+            held.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(30)
+        yield
+    finally:
+        release.set()
+        holder.join()
 
 
 def worker_env(**extra: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from actors import queue, tasks
 from stream_analysis import frames, scheduling
 from stream_analysis.models import AnalysisTask
-from tests.conftest import at, wait_until
+from tests.conftest import at, held_in_another_transaction, wait_until
 from tests.streams import write_stream
 from tests.testapp.models import CalculationLog, CountFrame, Item
 
@@ -73,23 +73,9 @@ def test_racing_inserts_without_the_lock_are_still_no_ops_thanks_to_the_unique_s
 
 def test_a_tick_that_finds_the_task_locked_does_nothing(live_db):
     write_stream(10)
-    held, release = threading.Event(), threading.Event()
 
-    def hold_lock() -> None:
-        with transaction.atomic():
-            assert scheduling.try_lock("counts")
-            held.set()
-            release.wait(30)
-        connection.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        held.wait(30)
+    with held_in_another_transaction(lambda: scheduling.try_lock("counts")):
         result = tick()
-    finally:
-        release.set()
-        holder.join()
 
     assert result.locked is False
     assert CountFrame.objects.count() == 0

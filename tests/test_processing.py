@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from stream_analysis import processing
 from stream_analysis.processing import DrainResult
-from tests.conftest import at
+from tests.conftest import at, held_in_another_transaction
 from tests.testapp.models import Behaviour, CalculationLog, CountFrame, Item
 
 pytestmark = pytest.mark.django_db
@@ -110,23 +109,10 @@ def test_an_interrupt_is_recorded_as_a_failed_attempt_and_stops_the_run(monkeypa
 
 def test_a_frame_locked_by_another_worker_is_skipped_not_waited_for(live_db):
     make_frames(2)
-    held, release = threading.Event(), threading.Event()
+    newest = CountFrame.objects.select_for_update().filter(start_time=at(15))
 
-    def hold_newest() -> None:
-        with transaction.atomic():
-            list(CountFrame.objects.select_for_update().filter(start_time=at(15)))
-            held.set()
-            release.wait(30)
-        connection.close()
-
-    holder = threading.Thread(target=hold_newest)
-    holder.start()
-    try:
-        held.wait(30)
+    with held_in_another_transaction(lambda: list(newest)):
         result = drain()
-    finally:
-        release.set()
-        holder.join()
 
     assert result.calculated == 1
     assert list(
