@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from . import frames, signals
+from . import frames, queries, signals
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -209,13 +209,9 @@ class BaseTimeFrame(TimedIntervalMixin):
         """
         if cls.RECOMPUTE_LATE:
             return None
-        manager = cls._default_manager
-        oldest_open = manager.filter(calculated=False).aggregate(v=models.Min("start_time"))["v"]
-        newest_done = None
-        if oldest_open is None:
-            newest_done = manager.filter(calculated=True).aggregate(v=models.Max("start_time"))[
-                "v"
-            ]
+        with connection.cursor() as cursor:
+            cursor.execute(queries.query("memory_cutoff_bounds", cls))
+            oldest_open, newest_done = cursor.fetchone()
         return frames.memory_cutoff(oldest_open, newest_done)
 
     @classmethod

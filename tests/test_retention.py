@@ -6,8 +6,10 @@ test that needs a second stream points MinuteFrame at LogStream for its duration
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from django.db import models
+from django.db import connection, models
 
 import stream_analysis
 from stream_analysis import AbstractStream, AnalysisTask
@@ -218,3 +220,36 @@ def test_the_readme_cycle_of_frames_and_cleanup_keeps_what_is_still_needed():
     frames(MinuteFrame, 70)
     assert stream_analysis.cleanup() == 3
     assert item_times() == [at(31), at(32), at(33), at(46)]
+
+
+# -- one snapshot ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cutoff_read_while_workers_commit_never_passes_a_frame_still_open():
+    # Given every CountFrame calculated
+    frames(CountFrame, 0, calculated=True)
+
+    # When, while the cutoff is read, a coordinator commits two new frames and a worker
+    # (newest first) calculates the newer one, from other connections
+    def coordinator_and_worker_commit():
+        frames(CountFrame, 15)
+        frames(CountFrame, 30, calculated=True)
+        connection.close()
+
+    committed = []
+
+    def meanwhile(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not committed:
+            committed.append(True)
+            other = threading.Thread(target=coordinator_and_worker_commit)
+            other.start()
+            other.join()
+        return result
+
+    with connection.execute_wrapper(meanwhile):
+        cutoff = CountFrame.get_stream_memory_cutoff()
+
+    # Then the cutoff is read from one snapshot: before the new frames, or with 15 open
+    assert cutoff in (at(0), at(15))

@@ -75,3 +75,10 @@ SELECT pg_try_advisory_lock(%(key)s);
 -- session_unlock --
 -- Releases a lock taken by try_session_lock on this connection.
 SELECT pg_advisory_unlock(%(key)s);
+
+-- memory_cutoff_bounds --
+-- The start of the oldest frame not calculated and of the newest calculated one, in ONE
+-- statement (one snapshot): read apart, a worker (newest first) could calculate a newer frame
+-- in between while an older one is still open, and the cutoff would pass that open frame.
+SELECT (SELECT min({start}) FROM {table} WHERE NOT calculated),
+       (SELECT max({start}) FROM {table} WHERE calculated);
