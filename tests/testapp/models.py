@@ -88,7 +88,11 @@ class LoggedFrame(BaseTimeFrame):
         if behave.stall_marker and not os.path.exists(behave.stall_marker):
             with open(behave.stall_marker, "w") as marker:
                 marker.write(str(os.getpid()))
-            time.sleep(behave.sleep_seconds)
+            # In short naps: a worker's time limit interrupts Python code only
+            # between bytecodes, never inside one long time.sleep().
+            until = time.monotonic() + behave.sleep_seconds
+            while time.monotonic() < until:
+                time.sleep(0.05)
         if self.attempts < behave.failures:
             raise RuntimeError(f"planned failure {self.attempts + 1} of {self.start_time}")
 

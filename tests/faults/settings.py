@@ -1,0 +1,23 @@
+"""Settings of the fault suite's worker and scheduler processes.
+
+The test suite's settings, with two changes. Only the tasks a scenario names in
+``FAULT_TASKS`` are configured, all started: a scenario's workers tick and
+calculate nothing else. And the broker declares a worker dead after 5 s without a
+heartbeat, reaped every 2 s (defaults: 20 s and 30 s), so that the messages a
+killed worker held come back within seconds and a scenario stays short.
+"""
+
+import os
+
+from actors.broker import broker_settings
+from tests.settings import *  # noqa: F403
+from tests.settings import ANALYSIS_TIME_FRAME_TASKS as ALL_TASKS
+
+ANALYSIS_TIME_FRAME_TASKS = {
+    key: {**ALL_TASKS[key], "autostart": True}
+    for key in os.environ.get("FAULT_TASKS", "seconds").split(",")
+}
+
+DRAMATIQ_BROKER = broker_settings(
+    heartbeat_interval=1.0, heartbeat_ttl=5.0, maintenance_interval=2.0
+)
