@@ -581,7 +581,8 @@ def _recovery(values: Sequence[float]) -> str:
 
 
 def table(verdicts: Sequence[Verdict]) -> list[str]:
-    """The verdicts as a Markdown table (what README's Fault tolerance shows)."""
+    """The verdicts as a Markdown table (what README's Fault tolerance shows), by scenario."""
+    verdicts = sorted(verdicts, key=lambda v: v.scenario)
     rows = [
         (
             v.scenario,
