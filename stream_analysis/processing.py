@@ -46,7 +46,6 @@ class DrainResult:
     more_due: bool = False
     #: Set when it stopped because a frame was interrupted (time limit).
     interrupted: bool = False
-    errors: list[str] = field(default_factory=list)
 
     def add(self, batch: BatchOutcome) -> None:
         self.calculated += batch.calculated
