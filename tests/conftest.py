@@ -19,9 +19,6 @@ from django.db import connection, transaction
 from stream_analysis.database import database_url
 
 REPO = Path(__file__).resolve().parent.parent
-
-#: The fault-injection suite (tests/faults) runs on demand: FAULTS=1 python -m pytest tests/faults
-collect_ignore = [] if os.environ.get("FAULTS") else ["faults"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
