@@ -73,13 +73,14 @@ def count_due(frame_class: type[BaseTimeFrame], limit: int) -> int:
     return int(queries.fetch_value("count_due", {"limit": limit}, frame_class))
 
 
-def rearm_delay(next_close: datetime, latest: datetime, duration: timedelta) -> timedelta | None:
-    """How long until the next frame closes, if sooner than the periodic tick.
+def rearm_delay(until_close: timedelta, duration: timedelta) -> timedelta | None:
+    """How long to wait for the next frame to close, if sooner than the periodic tick.
 
+    ``until_close`` is the stream time from the watermark to the next close.
     Assumes the stream's time runs like the wall clock (a live stream); a stream
     replayed faster is caught up at each tick anyway.
     """
-    delay = min(max(next_close - latest, MIN_REARM), duration)
+    delay = min(max(until_close, MIN_REARM), duration)
     return delay if delay < PERIODIC_TICK else None
 
 
@@ -107,10 +108,11 @@ def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
     newest = newest_frame_start(frame_class)
     check_grid(task, frame_class, newest)
     bounds = stream_bounds(frame_class.get_stream())
+    watermark = None
     if bounds is not None:
         watermark = observe_watermark(task, bounds[1], frame_class.IDLE_TIMEOUT, now)
         created = create_closed_frames(frame_class, bounds[0], watermark, newest)
-        rearm_in = rearm_seconds(frame_class, watermark)
+    rearm_in = rearm_seconds(frame_class, watermark)
     recomputed = mark_late_frames(task, frame_class, now) if frame_class.RECOMPUTE_LATE else 0
     task.last_tick_at = now
     task.save(update_fields=[*TICK_STATE])
@@ -193,11 +195,22 @@ def create_closed_frames(
     return created
 
 
-def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime) -> float | None:
-    closes_at = frames.next_close(
-        watermark, frame_class.DURATION, frame_class.OFFSET, frame_class.LATENESS
-    )
-    delay = rearm_delay(closes_at, watermark, frame_class.DURATION)
+def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime | None) -> float | None:
+    """Seconds until the next re-arm tick (None: the periodic tick comes sooner).
+
+    An empty stream (no watermark) is looked at again after one ``DURATION``, as
+    an idle one is, so that a new stream's first frames need not wait for the
+    periodic tick.
+    """
+    duration = frame_class.DURATION
+    if watermark is None:
+        until_close = duration
+    else:
+        closes_at = frames.next_close(
+            watermark, duration, frame_class.OFFSET, frame_class.LATENESS
+        )
+        until_close = closes_at - watermark
+    delay = rearm_delay(until_close, duration)
     return None if delay is None else delay.total_seconds()
 
 

@@ -136,6 +136,12 @@ def test_sub_minute_frames_ask_for_a_rearm_at_the_next_close():
     assert result.rearm_in == pytest.approx(15.0)
 
 
+@pytest.mark.django_db
+def test_an_empty_stream_asks_for_a_rearm_after_one_duration():
+    result = tick()  # no item yet: no frame, but look again when one could have closed
+    assert (result.created, result.rearm_in) == (0, pytest.approx(15.0))
+
+
 def test_pending_frames_left_without_messages_get_calculate_messages_at_the_next_tick(live_db):
     # Given frames created by a coordinator that crashed before sending any message
     write_stream(50)

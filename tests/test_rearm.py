@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from actors import tasks
+from actors import queue, tasks
 from stream_analysis.models import AnalysisTask
 from tests.conftest import wait_until
 from tests.testapp.models import Item, SecondFrame
@@ -42,3 +42,20 @@ def test_one_tick_keeps_a_live_one_second_task_running_by_rearming(workers):
     starts = list(SecondFrame.objects.order_by("start_time").values_list("start_time", flat=True))
     assert starts == [first.start_time + timedelta(seconds=i) for i in range(len(starts))]
     assert AnalysisTask.require("seconds").rearm_at is not None
+
+
+def test_a_task_started_on_an_empty_stream_makes_frames_once_items_come(workers):
+    # Given a one-second task started while its stream is empty, and ticked once, here
+    AnalysisTask.require("seconds").schedule()
+    queue.delete_queued(tasks.QUEUE, [tasks.coordinate.actor_name], "seconds")  # start's tick
+    tasks.coordinate.fn("seconds")
+    assert not SecondFrame.objects.exists()
+    workers.start(processes=1, threads=2)
+
+    # When items start to arrive, and no tick comes from outside (no scheduler runs here)
+    def live_item_then_calculated_frame() -> bool:
+        Item.objects.create(created_at=timezone.now())
+        return SecondFrame.objects.filter(calculated=True).exists()
+
+    # Then the coordinator, re-armed by the empty tick, creates frames; workers calculate them
+    wait_until(live_item_then_calculated_frame, 30, "a calculated frame with no outside tick")
