@@ -12,26 +12,66 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
 
+from stream_analysis import signals
 from stream_analysis.database import database_url
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+def poll(predicate: Callable[[], object], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it is truthy and return its value; raise TimeoutError
+    after ``timeout`` seconds (safe in any thread, unlike :func:`wait_until`)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> Any:
+    """:func:`poll` in a test: fail the test after ``timeout`` seconds."""
+    try:
+        return poll(predicate, timeout, what)
+    except TimeoutError as timeout_error:
+        pytest.fail(str(timeout_error))
+
+
+#: The tasks most tests count on (tests/settings.py configures more).
+THREE_TASKS = ("counts", "flaky", "minutely")
+
+
+def configure_only(settings: Any, *keys: str) -> None:
+    """Keep only the tasks ``keys`` of the configured ones (``settings``: pytest-django's)."""
+    configured = settings.ANALYSIS_TIME_FRAME_TASKS
+    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in keys}
+
+
+@pytest.fixture
+def three_tasks(settings: Any) -> None:
+    """Only the tasks these tests count on, whatever else tests/settings.py configures."""
+    configure_only(settings, *THREE_TASKS)
+
+
+@pytest.fixture
+def ticks() -> Iterator[list[str]]:
+    """The task keys for which the runtime was asked to tick now."""
+    keys: list[str] = []
+
+    def record(sender: Any, task: Any, **kwargs: Any) -> None:
+        keys.append(task.key)
+
+    signals.tick_requested.connect(record, weak=False)
+    yield keys
+    signals.tick_requested.disconnect(record)
 
 
 @contextmanager

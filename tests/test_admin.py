@@ -13,7 +13,6 @@ from django.contrib.messages import get_messages
 from django.db import connection, transaction
 from django.utils import formats, timezone
 
-from stream_analysis import signals
 from stream_analysis.admin import FRAME_STATUSES
 from stream_analysis.models import AnalysisTask
 from stream_analysis.status import task_status
@@ -49,19 +48,6 @@ def viewer_client(client):
 @pytest.fixture
 def operator_client(client):
     return login_staff(client, "change_analysistask", "change_countframe")
-
-
-@pytest.fixture
-def ticks():
-    """The task keys for which the runtime was asked to tick now."""
-    keys: list[str] = []
-
-    def record(sender, task, **kwargs):
-        keys.append(task.key)
-
-    signals.tick_requested.connect(record, weak=False)
-    yield keys
-    signals.tick_requested.disconnect(record)
 
 
 def row_cells(body: str, name: str) -> dict[str, str]:

@@ -32,14 +32,7 @@ from stream_analysis.management.base import (
 from tests.conftest import REPO, at, wait_until, worker_env
 from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
-THREE_TASKS = ("counts", "flaky", "minutely")
-
-
-@pytest.fixture(autouse=True)
-def three_tasks(settings):
-    """Only the tasks these tests count on, whatever else tests/settings.py configures."""
-    configured = settings.ANALYSIS_TIME_FRAME_TASKS
-    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in THREE_TASKS}
+pytestmark = pytest.mark.usefixtures("three_tasks")
 
 
 def run(*args: str) -> str:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from stream_analysis import operations, signals
+from stream_analysis import operations
 from tests.conftest import at
 from tests.testapp.models import CountFrame, FlakyFrame
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ticks():
-    keys: list[str] = []
-
-    def record(sender, task, **kwargs):
-        keys.append(task.key)
-
-    signals.tick_requested.connect(record, weak=False)
-    yield keys
-    signals.tick_requested.disconnect(record)
 
 
 def test_retry_failed_resets_failed_frames_only_and_ticks_their_task(ticks):

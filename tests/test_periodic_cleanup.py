@@ -13,14 +13,7 @@ from stream_analysis.retention import CLEANUP_LOCK
 from tests.conftest import at
 from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
 
-THREE_TASKS = ("counts", "flaky", "minutely")
-
-
-@pytest.fixture(autouse=True)
-def three_tasks(settings):
-    """Only the tasks these tests count on, whatever else tests/settings.py configures."""
-    configured = settings.ANALYSIS_TIME_FRAME_TASKS
-    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in THREE_TASKS}
+pytestmark = pytest.mark.usefixtures("three_tasks")
 
 
 @pytest.fixture

@@ -23,16 +23,7 @@ from tests.testapp.models import (
     MinuteFrame,
 )
 
-pytestmark = pytest.mark.django_db
-
-THREE_TASKS = ("counts", "flaky", "minutely")
-
-
-@pytest.fixture(autouse=True)
-def three_tasks(settings):
-    """Only the tasks these tests count on, whatever else tests/settings.py configures."""
-    configured = settings.ANALYSIS_TIME_FRAME_TASKS
-    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in THREE_TASKS}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("three_tasks")]
 
 
 class LogStream(AbstractStream):

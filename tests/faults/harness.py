@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ import psutil
 import psycopg
 
 from stream_analysis.database import database_url
+from tests.conftest import poll
 
 REPO = Path(__file__).resolve().parents[2]
 #: FAULTS_LONG=1 runs the long version: more frames, more faults.
@@ -607,15 +608,3 @@ def table(verdicts: Sequence[Verdict]) -> list[str]:
     lines += [line(row) for row in rows]
     notes = [f"{v.scenario}: {v.notes}" for v in verdicts if v.notes]
     return lines + (["", *notes] if notes else [])
-
-
-def poll(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    """Like tests.conftest.wait_until, for threads that must not call pytest.fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)

@@ -25,7 +25,7 @@ from django.db import connection
 
 import stream_analysis
 from actors import tasks
-from tests.conftest import wait_until
+from tests.conftest import configure_only, wait_until
 from tests.testapp.models import Behaviour, CountFrame, SecondFrame
 
 from .harness import (
@@ -451,8 +451,7 @@ def test_cleanup_running_all_along_deletes_no_item_a_task_still_needs(
     shared_db, clusters, settings
 ):
     # Given two tasks over one stream: one-second frames and 15-second frames
-    configured = settings.ANALYSIS_TIME_FRAME_TASKS
-    settings.ANALYSIS_TIME_FRAME_TASKS = {key: configured[key] for key in ("seconds", "counts")}
+    configure_only(settings, "seconds", "counts")
     run = Scenario(
         "7. cleanup, 2 tasks",
         shared_db,
