@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
+from .models import DUE_INDEX_SUFFIX
 from .settings import DEFAULTS
 
 KEY_PATTERN = re.compile(r"\w+")
@@ -269,7 +270,7 @@ def check_bulk_defaults(where: str, frame_class: Any) -> list[checks.CheckMessag
 
 def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
     names = [index.name for index in frame_class._meta.indexes]
-    if any(name and name.endswith("_due") for name in names):
+    if any(name and name.endswith(DUE_INDEX_SUFFIX) for name in names):
         return []
     return [
         checks.Warning(

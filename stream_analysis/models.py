@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from collections.abc import Sized
 
 
+#: Name suffix of the partial index of due frames every frame table has (checked by W001).
+DUE_INDEX_SUFFIX = "_due"
+
+
 class TimedIntervalMixin(models.Model):
     """A model with a ``start_time`` and a fixed ``DURATION`` (default one minute).
 
@@ -143,15 +147,13 @@ class BaseTimeFrame(TimedIntervalMixin):
         default="", db_default="", blank=True, help_text="Traceback of the last failure."
     )
 
-    DUE_INDEX_SUFFIX: ClassVar[str] = "_due"
-
     class Meta:
         abstract = True
         get_latest_by = "start_time"
         indexes = [
             models.Index(
                 fields=["-start_time"],
-                name="%(class)s_due",
+                name=f"%(class)s{DUE_INDEX_SUFFIX}",
                 condition=Q(calculated=False, failed=False),
             ),
         ]
