@@ -292,23 +292,24 @@ class AnalysisTaskAdmin(admin.ModelAdmin):
 
     # -- the task page ------------------------------------------------------------
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: AnalysisTask | None = None,
     ) -> HttpResponse:
-        context = dict(extra_context or {})
-        task = self.get_object(request, unquote(object_id))
-        if task is not None and self.has_view_or_change_permission(request, task):
-            context.update(self.task_page_context(request, task))
-        return super().change_view(request, object_id, form_url, context)
+        # The admin has read the task and checked the view or change permission.
+        if obj is not None:
+            context.update(self.task_page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def task_page_context(self, request: HttpRequest, task: AnalysisTask) -> dict[str, Any]:
         frame_class = task.get_frame_class()
-        buckets = history.frame_history(frame_class, count=self.chart_buckets)
         width = history.bucket_width(frame_class.DURATION)
+        buckets = history.frame_history(frame_class, count=self.chart_buckets, width=width)
         return {
             "task_status": self.task_status(task),
             "chart": history.chart(buckets, width),

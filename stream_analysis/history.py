@@ -15,6 +15,7 @@ from typing import Any
 from django.db import models
 
 from .frames import EPOCH, frame_start
+from .scheduling import newest_frame_start
 from .status import count_expressions
 
 #: Bucket widths of the chart: the smallest one at least a frame long is used.
@@ -72,7 +73,7 @@ def frame_history(
     """
     width = width or bucket_width(frame_class.DURATION)
     manager = frame_class._default_manager
-    newest = manager.aggregate(v=models.Max("start_time"))["v"]
+    newest = newest_frame_start(frame_class)
     if newest is None:
         return []
     starts = bucket_starts(newest, width, frame_class.OFFSET, count)

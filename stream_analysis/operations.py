@@ -30,6 +30,14 @@ logger = logging.getLogger(__name__)
 PENDING = {"calculated": False, "failed": False, "attempts": 0, "next_attempt_at": None}
 
 
+def reset_to_pending(frames: models.QuerySet[Any]) -> int:
+    """Put ``frames`` back to pending, attempts and last error cleared, in one UPDATE.
+
+    Returns how many frames were reset. Ticks nothing: see :func:`recompute`.
+    """
+    return frames.update(**PENDING, last_error="")
+
+
 def retry_failed(
     frame_class: type[BaseTimeFrame], queryset: models.QuerySet[Any] | None = None
 ) -> int:
@@ -40,7 +48,7 @@ def retry_failed(
     the tasks using ``frame_class`` are ticked so that workers pick them up now.
     """
     frames = _frames(frame_class, queryset).filter(failed=True)
-    count = frames.update(**PENDING, last_error="")
+    count = reset_to_pending(frames)
     _changed(frame_class, count, "retry_failed")
     return count
 
@@ -54,7 +62,7 @@ def recompute(
     calculated again (its status reads 'stale' meanwhile). Returns how many
     frames were reset; the tasks using ``frame_class`` are ticked.
     """
-    count = _frames(frame_class, queryset).update(**PENDING, last_error="")
+    count = reset_to_pending(_frames(frame_class, queryset))
     _changed(frame_class, count, "recompute")
     return count
 

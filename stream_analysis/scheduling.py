@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import frames, queries
+from . import frames, operations, queries
 from .exceptions import FrameGridChanged
 from .models import AnalysisTask, BaseTimeFrame
 from .settings import app_settings
@@ -42,6 +42,11 @@ class TickResult:
     rearm_in: float | None = None
     #: Calculated frames put back to pending because late items arrived.
     recomputed: int = 0
+
+
+def stream_latest(stream: AbstractStream) -> datetime | None:
+    """The stream's latest time, or None when the stream is empty."""
+    return None if stream.is_stream_empty() else stream.get_latest_stream_time()
 
 
 def stream_bounds(stream: AbstractStream) -> tuple[datetime, datetime] | None:
@@ -303,8 +308,11 @@ def backfill_range(
         for chunk in planned.chunks(BACKFILL_CHUNK):
             created += insert_frames(frame_class, chunk)
             if force:
-                params = {"first": chunk.first, "last": chunk.last}
-                reset += queries.execute("reset_frames", params, frame_class)
+                done = frame_class._default_manager.filter(
+                    models.Q(calculated=True) | models.Q(failed=True),
+                    start_time__range=(chunk.first, chunk.last),
+                )
+                reset += operations.reset_to_pending(done)
             if progress is not None:
                 progress(chunk.count)
     return created, reset

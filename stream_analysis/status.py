@@ -10,7 +10,7 @@ from typing import Any
 from django.db import models
 
 from .models import AnalysisTask
-from .scheduling import stream_bounds
+from .scheduling import stream_latest
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ def task_status(task: AnalysisTask) -> TaskStatus:
         v=models.Max("start_time")
     )["v"]
     newest_end = None if newest is None else newest + frame_class.DURATION
-    bounds = stream_bounds(frame_class.get_stream())
-    latest = None if bounds is None else bounds[1]
+    latest = stream_latest(frame_class.get_stream())
     lag = None
     if latest is not None and newest_end is not None:
         lag = (latest - newest_end).total_seconds()

@@ -49,12 +49,6 @@ SELECT count(*) FROM (
 SELECT min(next_attempt_at) FROM {table}
 WHERE NOT calculated AND NOT failed AND next_attempt_at > now();
 
--- reset_frames --
--- Puts calculated or failed frames in [first, last] back to pending (backfill --force).
-UPDATE {table}
-SET calculated = false, failed = false, attempts = 0, next_attempt_at = NULL, last_error = ''
-WHERE {start} BETWEEN %(first)s AND %(last)s AND (calculated OR failed);
-
 -- mark_late_frames --
 -- Puts calculated frames back to pending (stale) when an item arrived after their data was
 -- read: each frame at most once per tick, found by its UNIQUE start, so the cost follows the
