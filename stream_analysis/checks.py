@@ -14,7 +14,7 @@ from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
 from .models import DUE_INDEX_SUFFIX
-from .settings import DEFAULTS
+from .settings import DEFAULTS, app_settings
 
 KEY_PATTERN = re.compile(r"\w+")
 SETTING = "ANALYSIS_TIME_FRAME_TASKS"
@@ -36,7 +36,7 @@ def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
 
 @checks.register()
 def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    raw = getattr(settings, SETTING, {})
+    raw = app_settings.raw_tasks
     if not isinstance(raw, dict):
         return [
             error(
@@ -340,7 +340,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     found: list[checks.CheckMessage] = []
     for name in POSITIVE_SETTINGS:
-        value = getattr(settings, f"STREAM_ANALYSIS_{name}", DEFAULTS[name])
+        value = getattr(app_settings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             found.append(
                 error(
@@ -358,7 +358,7 @@ def check_cleanup_schedule() -> list[checks.CheckMessage]:
     periodiq silently ignores a sixth (seconds) field, so it is refused here.
     Whether each field parses is checked when the actors are declared.
     """
-    value = getattr(settings, "STREAM_ANALYSIS_CLEANUP_SCHEDULE", DEFAULTS["CLEANUP_SCHEDULE"])
+    value = app_settings.CLEANUP_SCHEDULE
     if value is None or (
         isinstance(value, str) and (value.startswith("@") or len(value.split()) == 5)
     ):
