@@ -8,16 +8,14 @@ from django.db import connections
 from dramatiq_postgres import PostgresBroker
 from psycopg_pool import ConnectionPool
 
+from stream_analysis.database import KEEPALIVE_OPTIONS
+
 #: Keys of Django's connection parameters that are not libpq keywords.
 _DJANGO_ONLY = ("cursor_factory", "context", "prepare_threshold")
 
-KEEPALIVES = {
-    "keepalives": "1",
-    "keepalives_idle": "5",
-    "keepalives_interval": "2",
-    "keepalives_count": "2",
-    "tcp_user_timeout": "10000",
-}
+#: The app's TCP keepalives, and a send timeout: on every broker connection, also
+#: with DATABASES written by hand (libpq ignores them on a Unix socket).
+KEEPALIVES = {**KEEPALIVE_OPTIONS, "tcp_user_timeout": 10000}
 
 
 def connection_kwargs(alias: str = "default") -> dict[str, Any]:

@@ -21,12 +21,13 @@ WHERE queue_name = ANY(%s) AND "state" = 'queued'
 """
 
 
-def _table() -> str:
+def _queue_table() -> str | None:
+    """The broker's queue table, quoted; None when the broker is not this app's."""
     broker = dramatiq.get_broker()
-    schema = getattr(broker, "schema", "dramatiq")
-    prefix = getattr(broker, "prefix", "")
+    if not isinstance(broker, DjangoPostgresBroker):
+        return None
     quote = connection.ops.quote_name
-    return f"{quote(schema)}.{quote(prefix + 'queue')}"
+    return f"{quote(broker.schema)}.{quote(broker.prefix + 'queue')}"
 
 
 def _queues(queue_name: str) -> list[str]:
@@ -35,17 +36,19 @@ def _queues(queue_name: str) -> list[str]:
 
 def count_queued(queue_name: str, actor_name: str, key: str) -> int:
     """Messages of ``actor_name`` for task ``key`` waiting in the queue (not in flight)."""
-    if not isinstance(dramatiq.get_broker(), DjangoPostgresBroker):
+    table = _queue_table()
+    if table is None:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT.format(table=_table()), [_queues(queue_name), actor_name, key])
+        cursor.execute(_COUNT.format(table=table), [_queues(queue_name), actor_name, key])
         return int(cursor.fetchone()[0])
 
 
 def delete_queued(queue_name: str, actor_names: list[str], key: str) -> int:
     """Delete the queued messages of ``actor_names`` for task ``key``; return how many."""
-    if not isinstance(dramatiq.get_broker(), DjangoPostgresBroker):
+    table = _queue_table()
+    if table is None:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_DELETE.format(table=_table()), [_queues(queue_name), actor_names, key])
+        cursor.execute(_DELETE.format(table=table), [_queues(queue_name), actor_names, key])
         return cursor.rowcount

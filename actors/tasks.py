@@ -140,7 +140,7 @@ def calculate(key: str) -> None:
     result = None
     with mistakes_reported(key, frame_class):
         result = processing.calculate_due_frames(
-            task.get_frame_class(),
+            frame_class or task.get_frame_class(),  # the second call raises the mistake
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
         )
