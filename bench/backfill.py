@@ -54,18 +54,6 @@ def set_stream_span(frame_class: Any, frames: int) -> timedelta:
     return latest - earliest
 
 
-def tick(task: Any) -> Any:
-    from django.db import transaction
-
-    from stream_analysis import scheduling
-    from stream_analysis.settings import app_settings
-
-    with transaction.atomic():
-        return scheduling.create_due_frames(
-            task, count_limit=app_settings.CONCURRENCY * app_settings.BATCH_SIZE
-        )
-
-
 def first_claim(frame_class: Any) -> int:
     from django.db import transaction
 
@@ -82,10 +70,10 @@ def measure(frame_class: Any, frames: int) -> list[list[object]]:
 
     task = AnalysisTask.require(KEY)
     table = frame_class._meta.db_table
-    result, tick_s = timed(lambda: tick(task))
+    result, tick_s = timed(lambda: common.tick(task))
     due, count_s = timed(lambda: frame_class.due_frames().count())
     claimed, claim_s = timed(lambda: first_claim(frame_class))
-    again, again_s = timed(lambda: tick(task))
+    again, again_s = timed(lambda: common.tick(task))
     (created, _), existing_s = timed(lambda: scheduling.backfill(task))
     common.sql(f"TRUNCATE {table}")
     (refilled, _), empty_s = timed(lambda: scheduling.backfill(task))

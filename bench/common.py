@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,29 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+def tick(task: Any) -> Any:
+    """One coordinator tick of ``task``, as the ``coordinate`` actor runs it."""
+    from django.db import transaction
+
+    from stream_analysis import scheduling
+    from stream_analysis.settings import app_settings
+
+    with transaction.atomic():
+        return scheduling.create_due_frames(
+            task, count_limit=app_settings.CONCURRENCY * app_settings.BATCH_SIZE
+        )
+
+
+def create_frames(frame_class: Any, count: int, first: datetime) -> None:
+    """``count`` pending frames from ``first`` on, by the framework's own bulk insert."""
+    from stream_analysis import frames, scheduling
+
+    duration = frame_class.DURATION
+    planned = frames.FrameRange(first, first + (count - 1) * duration, duration)
+    scheduling.insert_frames(frame_class, planned)
+    sql(f"ANALYZE {frame_class._meta.db_table}")
 
 
 def libpq_kwargs(dbname: str | None = None) -> dict[str, Any]:

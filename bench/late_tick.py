@@ -58,30 +58,20 @@ def fill(frame_class: Any, frames: int) -> None:
     )
 
 
-def tick(task: Any) -> Any:
-    from django.db import transaction
-
-    from stream_analysis import scheduling
-
-    with transaction.atomic():
-        return scheduling.create_due_frames(task, count_limit=80)
-
-
 def arrive_late(frame_class: Any, frames: int, count: int, rng: random.Random) -> None:
     from django.utils import timezone
 
     from bench.benchapp.models import LateReading
 
     now = timezone.now()
+    span = frames * frame_class.DURATION.total_seconds()  # the stream's frames
     LateReading.objects.bulk_create(
-        LateReading(
-            created_at=T0 + timedelta(seconds=rng.uniform(0, frames * 15 - 1)), ingested_at=now
-        )
+        LateReading(created_at=T0 + timedelta(seconds=rng.uniform(0, span - 1)), ingested_at=now)
         for _ in range(count)
     )
 
 
-def settle(task: Any) -> None:
+def settle() -> None:
     """Wait until the arrivals are older than ARRIVAL_SETTLE (the tick reads them then)."""
     from stream_analysis.settings import app_settings
 
@@ -94,14 +84,14 @@ def measure(frames: int, late_counts: list[int]) -> list[list[object]]:
 
     task = AnalysisTask.require(KEY)
     fill(LateFrame, frames)
-    tick(task)  # the first tick starts watching arrivals from now on
+    common.tick(task)  # the first tick starts watching arrivals from now on
     rng = random.Random(1)
     rows: list[list[object]] = []
     for count in late_counts:
         arrive_late(LateFrame, frames, count, rng)
-        settle(task)
+        settle()
         started = time.perf_counter()
-        result = tick(task)
+        result = common.tick(task)
         seconds = time.perf_counter() - started
         rows.append([f"{frames:,} frames", count, result.recomputed, seconds * 1000])
         LateFrame.objects.filter(calculated=False).update(calculated=True)

@@ -34,12 +34,7 @@ def make_backlog(frames: int) -> None:
 
     from bench.benchapp.models import SyntheticFrame
 
-    t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    common.sql(
-        f"INSERT INTO {SyntheticFrame._meta.db_table} (start_time, item_count)"
-        " SELECT generate_series(%s::timestamptz, %s::timestamptz, interval '15 seconds'), 0",
-        [t0, t0 + (frames - 1) * SyntheticFrame.DURATION],
-    )
+    common.create_frames(SyntheticFrame, frames, datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def run_live_stream(seconds: float) -> list[tuple[float, int]]:

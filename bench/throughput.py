@@ -103,16 +103,6 @@ def _raw_claimer(kwargs: dict[str, Any], claim: str, barrier: Any, results: Any)
 # -- the drain -----------------------------------------------------------------
 
 
-def create_frames(frame_class: Any, count: int) -> None:
-    """``count`` pending frames, created by the framework's own bulk insert."""
-    from stream_analysis import frames, scheduling
-
-    duration = frame_class.DURATION
-    planned = frames.FrameRange(T0, T0 + (count - 1) * duration, duration)
-    scheduling.insert_frames(frame_class, planned)
-    common.sql(f"ANALYZE {frame_class._meta.db_table}")
-
-
 def create_readings(frame_class: Any, frames_count: int, per_frame: int) -> int:
     """``per_frame`` readings spread over each frame's 15 s; returns rows inserted."""
     from bench.benchapp.models import Reading
@@ -144,14 +134,14 @@ def drain(key: str, frame_class: Any, count: int, messages: int, timeout: float)
     wall = time.monotonic() - sent
     _progress(key, count, count, end="\n")
     table = frame_class._meta.db_table
-    done, failed, first, last, analysis = common.sql(
+    done, failed, first, last, analysis, items = common.sql(
         f"SELECT count(*) FILTER (WHERE calculated), count(*) FILTER (WHERE failed), "
-        f"min(calculated_at), max(calculated_at), avg(analysis_time) FROM {table}"
+        f"min(calculated_at), max(calculated_at), avg(analysis_time), "
+        f"coalesce(sum(item_count), 0) FROM {table}"
     )
     return {
         "done": done, "failed": failed, "span": (last - first).total_seconds(),
-        "wall": wall, "analysis": analysis or 0.0,
-        "items": common.sql(f"SELECT coalesce(sum(item_count), 0) FROM {table}")[0],
+        "wall": wall, "analysis": analysis or 0.0, "items": items,
     }  # fmt: skip
 
 
@@ -189,28 +179,24 @@ def main(argv: list[str] | None = None) -> None:
              raw_rows, raw_seconds, raw_rate, "", "1.00"],
         ]  # fmt: skip
         for key in keys:
-            create_frames(models[key], args.frames)
+            common.create_frames(models[key], args.frames, T0)
             if key == "table":
                 create_readings(models[key], args.frames, args.readings_per_frame)
         worker = common.Worker(args.processes, args.threads)
         print(f"worker: {worker.shown_command}")
+        results = {}
         with worker:
             for key in keys:
-                rows.append(_drain_row(key, models[key], args, messages, raw_rate))
+                results[key] = drain(key, models[key], args.frames, messages, args.timeout)
+                rows.append(_drain_row(key, results[key], args, raw_rate))
         print()
         common.print_table(
             ["measurement", "items", "seconds", "per second", "wall/s", "x raw"], rows
         )
-        _print_checks(rows, keys, args)
+        _print_checks(results, args)
 
 
-_RESULTS: dict[str, dict] = {}
-
-
-def _drain_row(key: str, frame_class: Any, args: argparse.Namespace, messages: int,
-               raw_rate: float) -> list[object]:  # fmt: skip
-    result = drain(key, frame_class, args.frames, messages, args.timeout)
-    _RESULTS[key] = result
+def _drain_row(key: str, result: dict, args: argparse.Namespace, raw_rate: float) -> list[object]:
     rate = (result["done"] - 1) / result["span"] if result["span"] else float("nan")
     label = {
         "synthetic": "drain, stream without queries",
@@ -226,12 +212,11 @@ def _drain_row(key: str, frame_class: Any, args: argparse.Namespace, messages: i
     ]
 
 
-def _print_checks(rows: list[list[object]], keys: list[str], args: argparse.Namespace) -> None:
+def _print_checks(results: dict[str, dict], args: argparse.Namespace) -> None:
     print()
     print("per second: from the first frame's calculated_at to the last one's;")
     print("wall/s: from the first send() to the poll that found nothing due.")
-    for key in keys:
-        result = _RESULTS[key]
+    for key, result in results.items():
         expected = args.frames * (args.readings_per_frame if key == "table" else 0)
         ok = result["done"] == args.frames and not result["failed"] and result["items"] == expected
         print(
