@@ -13,16 +13,15 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import dramatiq
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
-from stream_analysis import processing, queries, retention, scheduling
+from stream_analysis import calculation, coordinator, queries, retention
 from stream_analysis.exceptions import ConfigurationError, StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import app_settings
@@ -91,14 +90,15 @@ def coordinate(key: str) -> None:
             "tick for unknown task %r ignored", key, extra={"action": "tick", "task": key}
         )
         return
-    wanted_cap = app_settings.CONCURRENCY * app_settings.BATCH_SIZE
-    with mistakes_reported(key, _frame_class_or_none(task)), transaction.atomic():
-        result = scheduling.create_due_frames(task, count_limit=wanted_cap)
-        if not (result.locked and result.running):
-            return
-        transaction.on_commit(partial(top_up, key, result.due))
-        if result.rearm_in is not None and scheduling.claim_rearm(task, result.rearm_in):
-            transaction.on_commit(partial(send_rearm, key, result.rearm_in))
+    result = None
+    with mistakes_reported(key, _frame_class_or_none(task)):
+        result = coordinator.tick(task)
+    if result is None or not (result.locked and result.running):
+        return
+    # The tick has committed: the workers these messages wake can see its frames.
+    top_up(key, result.due)
+    if result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
+        send_rearm(key, result.rearm_in)
 
 
 def _frame_class_or_none(task: AnalysisTask) -> Any:
@@ -139,7 +139,7 @@ def calculate(key: str) -> None:
     frame_class = _frame_class_or_none(task)
     result = None
     with mistakes_reported(key, frame_class):
-        result = processing.calculate_due_frames(
+        result = calculation.calculate_due_frames(
             frame_class or task.get_frame_class(),  # the second call raises the mistake
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
@@ -149,7 +149,7 @@ def calculate(key: str) -> None:
     if result.more_due or result.interrupted:
         calculate.send(key)
         return
-    retry_at = processing.next_retry_at(frame_class)
+    retry_at = calculation.next_retry_at(frame_class)
     if retry_at is not None:
         delay = max((retry_at - timezone.now()).total_seconds(), 0.0)
         calculate.send_with_options(args=(key,), delay=int(delay * 1000) + 100)

@@ -7,16 +7,16 @@ Run from the repository root::
 The stream (``SyntheticStream``, no queries) spans exactly ``--frames`` closed
 15 s frames, 1,000,000 by default: 173.6 days. Timed, in order:
 
-1. **tick**: ``scheduling.create_due_frames()`` in ``transaction.atomic()``, as
+1. **tick**: ``coordinator.create_due_frames()`` in ``transaction.atomic()``, as
    the coordinator runs it (advisory lock, one ``INSERT … generate_series … ON
    CONFLICT DO NOTHING``, count of due frames up to what a top-up needs), until
    COMMIT. After it every frame is due.
 2. **count due**: counting every due frame (``due_frames().count()``).
 3. **first claim**: claiming one batch in a fresh transaction, the drain's first step.
 4. **tick again**: a second tick, which has nothing to create.
-5. **backfill, all exist**: ``scheduling.backfill()`` over the full table (each
+5. **backfill, all exist**: ``backfill.backfill()`` over the full table (each
    row conflicts).
-6. **backfill, empty table**: ``scheduling.backfill()`` after a TRUNCATE.
+6. **backfill, empty table**: ``backfill.backfill()`` after a TRUNCATE.
 """
 
 from __future__ import annotations
@@ -57,15 +57,15 @@ def set_stream_span(frame_class: Any, frames: int) -> timedelta:
 def first_claim(frame_class: Any) -> int:
     from django.db import transaction
 
-    from stream_analysis import processing
+    from stream_analysis import calculation
     from stream_analysis.settings import app_settings
 
     with transaction.atomic():
-        return len(processing.claim_frames(frame_class, app_settings.BATCH_SIZE))
+        return len(calculation.claim_frames(frame_class, app_settings.BATCH_SIZE))
 
 
 def measure(frame_class: Any, frames: int) -> list[list[object]]:
-    from stream_analysis import scheduling
+    from stream_analysis import backfill
     from stream_analysis.models import AnalysisTask
 
     task = AnalysisTask.require(KEY)
@@ -74,9 +74,9 @@ def measure(frame_class: Any, frames: int) -> list[list[object]]:
     due, count_s = timed(lambda: frame_class.due_frames().count())
     claimed, claim_s = timed(lambda: first_claim(frame_class))
     again, again_s = timed(lambda: common.tick(task))
-    (created, _), existing_s = timed(lambda: scheduling.backfill(task))
+    (created, _), existing_s = timed(lambda: backfill.backfill(task))
     common.sql(f"TRUNCATE {table}")
-    (refilled, _), empty_s = timed(lambda: scheduling.backfill(task))
+    (refilled, _), empty_s = timed(lambda: backfill.backfill(task))
     return [
         [f"tick: create every due frame (due counted up to {result.due})",
          result.created, tick_s, result.created / tick_s],

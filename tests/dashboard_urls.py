@@ -6,7 +6,7 @@ import sys
 from django.contrib import admin
 from django.urls import path
 
-from stream_analysis.metrics import metrics_view
+from stream_analysis.contrib.prometheus import metrics_view
 from tests.conftest import REPO
 
 if str(REPO / "sample_project") not in sys.path:

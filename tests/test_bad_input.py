@@ -6,10 +6,10 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from actors import tasks
-from stream_analysis import StreamError, processing, scheduling
+from stream_analysis import StreamError, calculation, coordinator
 from stream_analysis.exceptions import FrameGridChanged
 from stream_analysis.models import AnalysisTask
 from tests.conftest import at
@@ -19,13 +19,12 @@ from tests.testapp.models import CountFrame, Item, ItemStream
 pytestmark = pytest.mark.django_db
 
 
-def tick(key: str = "counts") -> scheduling.TickResult:
-    with transaction.atomic():
-        return scheduling.create_due_frames(AnalysisTask.require(key), count_limit=1000)
+def tick(key: str = "counts") -> coordinator.TickResult:
+    return coordinator.tick(AnalysisTask.require(key), count_limit=1000)
 
 
-def drain() -> processing.DrainResult:
-    return processing.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30)
+def drain() -> calculation.DrainResult:
+    return calculation.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30)
 
 
 # -- the stream interface -------------------------------------------------------------

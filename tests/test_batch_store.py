@@ -10,7 +10,7 @@ from django.db.models import F
 from django.db.models.signals import post_save
 from django.test.utils import isolate_apps
 
-from stream_analysis import processing
+from stream_analysis import batch_store, calculation
 from tests.conftest import at
 from tests.testapp.models import CalculationLog, CountFrame, Item
 
@@ -25,8 +25,8 @@ def make_frames(count: int) -> None:
     CountFrame.objects.bulk_create(CountFrame(start_time=at(15 * i)) for i in range(count))
 
 
-def drain(**kwargs) -> processing.DrainResult:
-    return processing.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30, **kwargs)
+def drain(**kwargs) -> calculation.DrainResult:
+    return calculation.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30, **kwargs)
 
 
 def logged_starts() -> list:
@@ -127,13 +127,13 @@ def test_a_model_with_a_post_save_receiver_is_saved_frame_by_frame():
 
     post_save.connect(receiver, sender=CountFrame)
     try:
-        assert not processing.bulk_storable(CountFrame)
+        assert not batch_store.bulk_storable(CountFrame)
         assert drain().calculated == 3
     finally:
         post_save.disconnect(receiver, sender=CountFrame)
 
     assert sorted(seen) == [at(0), at(15), at(30)]
-    assert processing.bulk_storable(CountFrame)
+    assert batch_store.bulk_storable(CountFrame)
 
 
 def test_an_over_long_string_is_an_error_not_cut_short():
@@ -141,16 +141,15 @@ def test_an_over_long_string_is_an_error_not_cut_short():
     log = CalculationLog.objects.create(frame_model="CountFrame", start_time=at(0), pid=1)
 
     with pytest.raises(DataError, match="too long"):
-        processing.store_frames(CalculationLog, [[log.pk, "x" * 51, log.start_time, log.pid]])
+        batch_store.store_frames(CalculationLog, [[log.pk, "x" * 51, log.start_time, log.pid]])
 
 
 @isolate_apps("tests.testapp")
 def test_a_proxy_frame_model_stores_the_fields_of_its_concrete_model():
-    from stream_analysis import queries
 
     class ProxyCountFrame(CountFrame):
         class Meta:
             proxy = True
             app_label = "testapp"
 
-    assert queries.saved_fields(ProxyCountFrame) == queries.saved_fields(CountFrame) != ()
+    assert batch_store.saved_fields(ProxyCountFrame) == batch_store.saved_fields(CountFrame) != ()

@@ -150,7 +150,7 @@ def test_a_frame_class_path_that_does_not_import_is_e004(settings, path):
         "tests.testapp.models.ItemStream",
         "tests.testapp.models.LoggedFrame",
         "stream_analysis.BaseTimeFrame",
-        "stream_analysis.frames.EPOCH",
+        "stream_analysis.grid.EPOCH",
     ],
     ids=["plain class", "other model", "stream", "abstract frame", "the base", "not a class"],
 )

@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from actors import queue, tasks
-from stream_analysis import AnalysisTask, scheduling
+from stream_analysis import AnalysisTask, backfill, coordinator
 from stream_analysis.management.base import (
     format_duration,
     format_table,
@@ -364,7 +364,7 @@ def test_backfill_with_no_wait_returns_right_after_creating():
 
 @pytest.mark.django_db
 def test_backfill_creates_frames_in_chunks_and_says_how_many_overall(monkeypatch):
-    monkeypatch.setattr(scheduling, "BACKFILL_CHUNK", 4)
+    monkeypatch.setattr(backfill, "BACKFILL_CHUNK", 4)
     items(1, 100)
     frames(CountFrame, 15, calculated=True)
 
@@ -378,10 +378,10 @@ def test_backfill_creates_frames_in_chunks_and_says_how_many_overall(monkeypatch
 @pytest.mark.django_db
 def test_ctrl_c_while_creating_frames_rolls_back_every_task(monkeypatch):
     # Given a backfill of every task, interrupted at its third statement (the second task)
-    monkeypatch.setattr(scheduling, "BACKFILL_CHUNK", 4)
+    monkeypatch.setattr(backfill, "BACKFILL_CHUNK", 4)
     items(1, 100)
     frames(CountFrame, 15, calculated=True)
-    real_insert, calls = scheduling.insert_frames, []
+    real_insert, calls = coordinator.insert_frames, []
 
     def insert_then_interrupt(*args):
         calls.append(args)
@@ -389,7 +389,7 @@ def test_ctrl_c_while_creating_frames_rolls_back_every_task(monkeypatch):
             raise KeyboardInterrupt
         return real_insert(*args)
 
-    monkeypatch.setattr(scheduling, "insert_frames", insert_then_interrupt)
+    monkeypatch.setattr(coordinator, "insert_frames", insert_then_interrupt)
     err = StringIO()
 
     with pytest.raises(SystemExit) as exited:

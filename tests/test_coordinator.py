@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from actors import queue, tasks
-from stream_analysis import frames, scheduling
+from stream_analysis import coordinator, grid
 from stream_analysis.models import AnalysisTask
 from tests.conftest import at, held_in_another_transaction, wait_until
 from tests.streams import write_stream
@@ -41,9 +41,8 @@ def run_in_threads(count: int, target) -> list:
     return results
 
 
-def tick(key: str = "counts") -> scheduling.TickResult:
-    with transaction.atomic():
-        return scheduling.create_due_frames(AnalysisTask.require(key), count_limit=1000)
+def tick(key: str = "counts") -> coordinator.TickResult:
+    return coordinator.tick(AnalysisTask.require(key), count_limit=1000)
 
 
 def test_three_coordinators_ticking_at_once_create_each_frame_once(live_db):
@@ -59,11 +58,11 @@ def test_three_coordinators_ticking_at_once_create_each_frame_once(live_db):
 
 def test_racing_inserts_without_the_lock_are_still_no_ops_thanks_to_the_unique_start(live_db):
     # The advisory lock is an optimisation; the UNIQUE start_time is the guarantee.
-    planned = frames.FrameRange(first=at(0), last=at(15 * 999), duration=timedelta(seconds=15))
+    planned = grid.FrameRange(first=at(0), last=at(15 * 999), duration=timedelta(seconds=15))
 
     def insert() -> int:
         with transaction.atomic():
-            return scheduling.insert_frames(CountFrame, planned)
+            return coordinator.insert_frames(CountFrame, planned)
 
     created = run_in_threads(3, insert)
 
@@ -74,7 +73,7 @@ def test_racing_inserts_without_the_lock_are_still_no_ops_thanks_to_the_unique_s
 def test_a_tick_that_finds_the_task_locked_does_nothing(live_db):
     write_stream(10)
 
-    with held_in_another_transaction(lambda: scheduling.try_lock("counts")):
+    with held_in_another_transaction(lambda: coordinator.try_lock("counts")):
         result = tick()
 
     assert result.locked is False
@@ -122,11 +121,11 @@ def test_fields_with_python_only_defaults_get_them_on_bulk_created_frames():
 def test_at_most_one_rearm_is_pending_per_task():
     task = AnalysisTask.require("counts")
 
-    assert scheduling.claim_rearm(task, 5.0) is True
-    assert scheduling.claim_rearm(task, 5.0) is False
+    assert coordinator.claim_rearm(task, 5.0) is True
+    assert coordinator.claim_rearm(task, 5.0) is False
 
     AnalysisTask.objects.filter(pk=task.pk).update(rearm_at=timezone.now() - timedelta(seconds=1))
-    assert scheduling.claim_rearm(task, 5.0) is True
+    assert coordinator.claim_rearm(task, 5.0) is True
 
 
 @pytest.mark.django_db

@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
-from stream_analysis import StreamError, processing, scheduling
+from stream_analysis import StreamError, calculation, coordinator
 from stream_analysis.models import AnalysisTask
 from tests.conftest import T0, at, wait_until
 from tests.testapp.models import Arrival, HalfPastFrame, IdleFrame, LateFrame, StrictFrame
@@ -35,14 +34,12 @@ def event_time_tasks(settings):
     settings.STREAM_ANALYSIS_ARRIVAL_SETTLE = 0.05
 
 
-def tick(frame_class) -> scheduling.TickResult:
-    with transaction.atomic():
-        task = AnalysisTask.require(frame_class.__name__)
-        return scheduling.create_due_frames(task, count_limit=10_000)
+def tick(frame_class) -> coordinator.TickResult:
+    return coordinator.tick(AnalysisTask.require(frame_class.__name__), count_limit=10_000)
 
 
 def calculate(frame_class) -> None:
-    processing.calculate_due_frames(frame_class, deadline=time.monotonic() + 30)
+    calculation.calculate_due_frames(frame_class, deadline=time.monotonic() + 30)
 
 
 def arrive(*moments: datetime) -> None:

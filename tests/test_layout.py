@@ -48,3 +48,16 @@ def test_the_public_api_is_exactly_what_the_readme_shows():
     for name in stream_analysis.__all__:
         assert getattr(stream_analysis, name) is not None
     assert callable(stream_analysis.cleanup)  # the function, not the module of that name
+
+
+def test_the_old_metrics_path_still_works_and_names_the_new_one():
+    import importlib
+    import sys
+
+    from stream_analysis.contrib import prometheus
+
+    sys.modules.pop("stream_analysis.metrics", None)
+    with pytest.warns(DeprecationWarning, match=r"stream_analysis\.contrib\.prometheus"):
+        old = importlib.import_module("stream_analysis.metrics")
+    assert old.metrics_view is prometheus.metrics_view
+    assert old.StreamAnalysisCollector is prometheus.StreamAnalysisCollector

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 import stream_analysis
-from stream_analysis.metrics import DURATION_BUCKETS, StreamAnalysisCollector
+from stream_analysis.contrib.prometheus import DURATION_BUCKETS, StreamAnalysisCollector
 from stream_analysis.models import AnalysisTask, CleanupTotal
 from stream_analysis.status import task_status
 from tests.conftest import at

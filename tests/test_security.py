@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from actors import queue, tasks
-from stream_analysis import UnknownTaskError, frames
+from stream_analysis import UnknownTaskError, grid
 from stream_analysis.models import AnalysisTask
 
 HOSTILE = "counts'; DROP TABLE dramatiq.queue; --"
@@ -36,5 +36,5 @@ def test_queue_queries_bind_the_key_as_a_parameter():
 
 
 def test_advisory_lock_keys_are_hashes_of_the_key_never_the_text():
-    key = frames.lock_key("tick", HOSTILE)
+    key = grid.lock_key("tick", HOSTILE)
     assert isinstance(key, int) and -(2**63) <= key < 2**63

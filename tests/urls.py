@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from stream_analysis.metrics import metrics_view
+from stream_analysis.contrib.prometheus import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -4,7 +4,7 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 from django.views.generic import RedirectView
 
-from stream_analysis.metrics import metrics_view
+from stream_analysis.contrib.prometheus import metrics_view
 
 DEMO = {"task": "demo", "field": "item_count"}
 

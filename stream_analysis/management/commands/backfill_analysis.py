@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
-from ... import scheduling, signals
+from ... import backfill, signals
 from ...models import AnalysisTask
 from ...status import frame_counts
 from ..base import tasks_or_error
@@ -55,7 +55,7 @@ class Command(BaseCommand):
 
     def create(self, tasks: list[AnalysisTask], *, force: bool) -> None:
         """Backfill every task in one transaction, with a bar counting the frames covered."""
-        plans = [(task, scheduling.backfill_plan(task.get_frame_class())) for task in tasks]
+        plans = [(task, backfill.backfill_plan(task.get_frame_class())) for task in tasks]
         total = sum(plan.count for _, plan in plans if plan is not None)
         lines = []
         with self.progress("creating", total) as bar, transaction.atomic():
@@ -63,7 +63,7 @@ class Command(BaseCommand):
             for task, plan in plans:
                 created, reset = 0, 0
                 if plan is not None:
-                    created, reset = scheduling.backfill_range(
+                    created, reset = backfill.backfill_range(
                         task.get_frame_class(), plan, force=force, progress=bar.update
                     )
                 signals.tick_requested.send(sender=type(task), task=task)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from stream_analysis.history import (
+from stream_analysis.admin.chart import (
     Bucket,
     bucket_starts,
     bucket_width,

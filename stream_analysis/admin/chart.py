@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import models
 
-from .frames import EPOCH, frame_start
-from .scheduling import newest_frame_start
-from .status import count_expressions
+from ..coordinator import newest_frame_start
+from ..grid import EPOCH, frame_start
+from ..status import count_expressions
 
 #: Bucket widths of the chart: the smallest one at least a frame long is used.
 BUCKET_WIDTHS = tuple(timedelta(minutes=minutes) for minutes in (1, 5, 15, 60, 6 * 60, 24 * 60))

@@ -24,8 +24,9 @@ from django.template.defaultfilters import pluralize
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
-from . import history, operations, status
-from .models import AnalysisTask, BaseTimeFrame
+from .. import operations, status
+from ..models import AnalysisTask, BaseTimeFrame
+from . import chart
 
 #: Each value of ``BaseTimeFrame.status`` as a filter (kept in step by a test).
 FRAME_STATUSES = {
@@ -308,12 +309,12 @@ class AnalysisTaskAdmin(admin.ModelAdmin):
 
     def task_page_context(self, request: HttpRequest, task: AnalysisTask) -> dict[str, Any]:
         frame_class = task.get_frame_class()
-        width = history.bucket_width(frame_class.DURATION)
-        buckets = history.frame_history(frame_class, count=self.chart_buckets, width=width)
+        width = chart.bucket_width(frame_class.DURATION)
+        buckets = chart.frame_history(frame_class, count=self.chart_buckets, width=width)
         return {
             "task_status": self.task_status(task),
-            "chart": history.chart(buckets, width),
-            "chart_colours": history.STATUSES,
+            "chart": chart.chart(buckets, width),
+            "chart_colours": chart.STATUSES,
             "frames_url": self.frames_url(frame_class),
             "can_start_stop": self.has_change_permission(request, task),
         }

@@ -9,14 +9,13 @@ insert a no-op even without the lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import frames, operations, queries
+from . import grid, queries
 from .exceptions import FrameGridChanged
 from .models import AnalysisTask, BaseTimeFrame
 from .settings import app_settings
@@ -60,7 +59,7 @@ def stream_bounds(stream: AbstractStream) -> tuple[datetime, datetime] | None:
     return earliest, latest
 
 
-def insert_frames(frame_class: type[BaseTimeFrame], planned: frames.FrameRange) -> int:
+def insert_frames(frame_class: type[BaseTimeFrame], planned: grid.FrameRange) -> int:
     """Insert every frame of ``planned`` in one statement; existing ones are kept."""
     sql, defaults = queries.insert_frames_query(frame_class)
     params = {"first": planned.first, "last": planned.last, "step": planned.duration, **defaults}
@@ -91,7 +90,20 @@ def rearm_delay(until_close: timedelta, duration: timedelta) -> timedelta | None
 
 def try_lock(key: str) -> bool:
     """Take the task's coordinator lock for the current transaction, if free."""
-    return bool(queries.fetch_value("try_task_lock", {"key": frames.lock_key("tick", key)}))
+    return bool(queries.fetch_value("try_task_lock", {"key": grid.lock_key("tick", key)}))
+
+
+def tick(task: AnalysisTask, *, count_limit: int | None = None) -> TickResult:
+    """One coordinator tick of ``task``, in a transaction of its own; returns what it did.
+
+    The lock, the frames created and the task's state commit together; once it
+    returns, workers can see the frames. ``count_limit`` bounds the count of due
+    frames (default: what ``CONCURRENCY`` messages of ``BATCH_SIZE`` frames take).
+    """
+    if count_limit is None:
+        count_limit = app_settings.CONCURRENCY * app_settings.BATCH_SIZE
+    with transaction.atomic():
+        return create_due_frames(task, count_limit=count_limit)
 
 
 def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
@@ -145,18 +157,18 @@ def check_grid(
     back or its frames are deleted; no stream data is deleted meanwhile beyond
     what the existing frames allow.
     """
-    grid = frames.grid_label(frame_class.DURATION, frame_class.OFFSET)
+    label = grid.grid_label(frame_class.DURATION, frame_class.OFFSET)
     on_grid = (
         newest is None
-        or frames.frame_start(newest, frame_class.DURATION, frame_class.OFFSET) == newest
+        or grid.frame_start(newest, frame_class.DURATION, frame_class.OFFSET) == newest
     )
-    if newest is None or (task.frame_grid in ("", grid) and on_grid):
-        task.frame_grid = grid
+    if newest is None or (task.frame_grid in ("", label) and on_grid):
+        task.frame_grid = label
         return
     was = task.frame_grid or "another DURATION or OFFSET"
     raise FrameGridChanged(
         f"{frame_class.__name__}'s frames were made with {was}, but it now has "
-        f"DURATION + OFFSET = {grid}: new frames would not line up with the old ones. "
+        f"DURATION + OFFSET = {label}: new frames would not line up with the old ones. "
         f"Restore DURATION and OFFSET, or delete its frames (they are results of the old "
         f"grid; for example in the admin) so that it starts again on the new grid."
     )
@@ -168,7 +180,7 @@ def observe_watermark(
     """Note when the stream's latest time last moved; return the time to close frames to."""
     if task.stream_latest != latest:
         task.stream_latest, task.stream_latest_seen_at = latest, now
-    return frames.idle_watermark(latest, task.stream_latest_seen_at, now, idle_timeout)
+    return grid.idle_watermark(latest, task.stream_latest_seen_at, now, idle_timeout)
 
 
 def create_closed_frames(
@@ -178,7 +190,7 @@ def create_closed_frames(
     newest: datetime | None,
 ) -> int:
     """Insert every frame closed by ``watermark`` after ``newest`` (the newest frame's start)."""
-    planned = frames.due_frames(
+    planned = grid.frames_to_create(
         duration=frame_class.DURATION,
         earliest=earliest,
         latest=watermark,
@@ -211,9 +223,7 @@ def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime | None) 
     if watermark is None:
         until_close = duration
     else:
-        closes_at = frames.next_close(
-            watermark, duration, frame_class.OFFSET, frame_class.LATENESS
-        )
+        closes_at = grid.next_close(watermark, duration, frame_class.OFFSET, frame_class.LATENESS)
         until_close = closes_at - watermark
     delay = rearm_delay(until_close, duration)
     return None if delay is None else delay.total_seconds()
@@ -236,7 +246,7 @@ def mark_late_frames(task: AnalysisTask, frame_class: type[BaseTimeFrame], now: 
     arrivals = frame_class.get_stream().get_late_arrivals(
         since, until, newest + frame_class.DURATION
     )
-    late = frames.late_frame_starts(arrivals, frame_class.DURATION, frame_class.OFFSET)
+    late = grid.late_frame_starts(arrivals, frame_class.DURATION, frame_class.OFFSET)
     if not late:
         return 0
     params = {
@@ -268,66 +278,3 @@ def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
         AnalysisTask.objects.filter(pk=task.pk).exclude(rearm_at__gt=now).update(rearm_at=due)
     )
     return updated == 1
-
-
-#: Frames inserted (or reset) per statement by a backfill; a progress bar's step.
-BACKFILL_CHUNK = 10_000
-
-
-def backfill_plan(frame_class: type[BaseTimeFrame]) -> frames.FrameRange | None:
-    """Every closed frame over the whole stream, existing ones included (None: empty)."""
-    bounds = stream_bounds(frame_class.get_stream())
-    if bounds is None:
-        return None
-    return frames.backfill_frames(
-        duration=frame_class.DURATION,
-        earliest=bounds[0],
-        latest=bounds[1],
-        offset=frame_class.OFFSET,
-        lateness=frame_class.LATENESS,
-    )
-
-
-def backfill_range(
-    frame_class: type[BaseTimeFrame],
-    planned: frames.FrameRange,
-    *,
-    force: bool = False,
-    progress: Callable[[int], object] | None = None,
-) -> tuple[int, int]:
-    """Create the missing frames of ``planned`` (``force``: re-queue done ones), atomically.
-
-    Works ``BACKFILL_CHUNK`` frames per statement and calls ``progress`` with the
-    number of frames each statement covered. Everything is one transaction (a
-    savepoint inside the caller's): an interrupt rolls all of it back.
-
-    Returns (frames created, frames reset to pending).
-    """
-    created = reset = 0
-    with transaction.atomic():
-        for chunk in planned.chunks(BACKFILL_CHUNK):
-            created += insert_frames(frame_class, chunk)
-            if force:
-                done = frame_class._default_manager.filter(
-                    models.Q(calculated=True) | models.Q(failed=True),
-                    start_time__range=(chunk.first, chunk.last),
-                )
-                reset += operations.reset_to_pending(done)
-            if progress is not None:
-                progress(chunk.count)
-    return created, reset
-
-
-def backfill(task: AnalysisTask, *, force: bool = False) -> tuple[int, int]:
-    """Create every missing frame over the whole stream; ``force`` re-queues done ones.
-
-    Recomputed frames read the data still stored: a frame whose items were partly
-    deleted by ``cleanup_streams`` gets a partial result.
-
-    Returns (frames created, frames reset to pending).
-    """
-    frame_class = task.get_frame_class()
-    planned = backfill_plan(frame_class)
-    if planned is None:
-        return 0, 0
-    return backfill_range(frame_class, planned, force=force)

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stream_analysis.exceptions import StreamError
-from stream_analysis.frames import (
+from stream_analysis.grid import (
     FrameRange,
     backfill_frames,
     combine_cutoffs,
-    due_frames,
     frame_start,
+    frames_to_create,
     idle_watermark,
     late_frame_starts,
     lock_key,
@@ -188,7 +188,7 @@ def test_something_that_is_not_a_datetime_is_rejected(moment):
 def test_due_frames_are_every_closed_frame_not_yet_created(
     duration, earliest, latest, newest, expected
 ):
-    planned = due_frames(
+    planned = frames_to_create(
         duration=duration, earliest=earliest, latest=latest, newest_existing_start=newest
     )
 
@@ -207,7 +207,7 @@ def test_a_frame_range_counts_its_frames_and_knows_where_it_ends():
 
 
 def test_due_frames_accept_stream_times_in_any_zone():
-    planned = due_frames(
+    planned = frames_to_create(
         duration=S15,
         earliest=at(3).astimezone(PARIS),
         latest=at(31).astimezone(PARIS),
@@ -220,7 +220,7 @@ def test_due_frames_accept_stream_times_in_any_zone():
 
 def test_a_latest_time_before_the_earliest_is_a_stream_error():
     with pytest.raises(StreamError, match="before get_earliest_stream_time"):
-        due_frames(duration=S15, earliest=at(30), latest=at(29), newest_existing_start=None)
+        frames_to_create(duration=S15, earliest=at(30), latest=at(29), newest_existing_start=None)
 
 
 @pytest.mark.parametrize("which", ["earliest", "latest"])
@@ -229,7 +229,7 @@ def test_a_naive_stream_time_is_a_stream_error_naming_the_method(which):
     times[which] = times[which].replace(tzinfo=None)
 
     with pytest.raises(StreamError, match=f"get_{which}_stream_time"):
-        due_frames(duration=S15, newest_existing_start=None, **times)
+        frames_to_create(duration=S15, newest_existing_start=None, **times)
 
 
 # -- backfill_frames -------------------------------------------------------------
@@ -257,7 +257,9 @@ def test_backfill_covers_every_closed_frame_from_the_earliest_item(
 
 def test_backfill_ignores_frames_that_already_exist():
     backfill = backfill_frames(duration=S15, earliest=at(0), latest=at(61))
-    due = due_frames(duration=S15, earliest=at(0), latest=at(61), newest_existing_start=at(30))
+    due = frames_to_create(
+        duration=S15, earliest=at(0), latest=at(61), newest_existing_start=at(30)
+    )
 
     assert (backfill.first, backfill.last) == (at(0), at(45))
     assert (due.first, due.last) == (at(45), at(45))
@@ -362,7 +364,7 @@ def test_lock_keys_differ_per_key_and_per_part_boundary():
 
 def test_a_lock_key_is_the_same_in_another_process():
     # Another process has another str hash seed: a key from hash() would differ.
-    code = "from stream_analysis.frames import lock_key; print(lock_key('tick', 'counts'))"
+    code = "from stream_analysis.grid import lock_key; print(lock_key('tick', 'counts'))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
 
     out = subprocess.run(
@@ -401,7 +403,7 @@ def test_an_offset_shifts_the_grid(moment, expected):
     ids=["a microsecond short", "exactly end + lateness", "just short of the next", "next"],
 )
 def test_a_frame_closes_once_the_stream_passes_its_end_by_the_lateness(latest, closed):
-    planned = due_frames(
+    planned = frames_to_create(
         duration=S15,
         earliest=at(0),
         latest=latest,

@@ -78,7 +78,7 @@ def grid_label(duration: timedelta, offset: timedelta = ZERO) -> str:
     return f"{duration.total_seconds():g}s+{(offset % duration).total_seconds():g}s"
 
 
-def due_frames(
+def frames_to_create(
     *,
     duration: timedelta,
     earliest: datetime,
@@ -119,7 +119,7 @@ def backfill_frames(
     lateness: timedelta = ZERO,
 ) -> FrameRange | None:
     """Every closed frame from the stream's earliest item on (existing ones included)."""
-    return due_frames(
+    return frames_to_create(
         duration=duration,
         earliest=earliest,
         latest=latest,

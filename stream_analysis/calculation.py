@@ -8,8 +8,7 @@ and its ``calculated`` mark commit together: a worker that dies mid-batch
 leaves its frames pending and unlocked, with none of their writes.
 
 The calculated frames of a batch are stored with one UPDATE at the end of the
-batch, in its transaction, rather than one ``save()`` each: that statement and
-``save()`` were most of the framework's cost per frame.
+batch, in its transaction (:mod:`stream_analysis.batch_store`).
 """
 
 from __future__ import annotations
@@ -20,14 +19,13 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
 from typing import Any
 
-from django.db import DatabaseError, connection, models, transaction
-from django.db.models.signals import post_save, pre_save
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from . import frames, queries
+from . import grid, queries
+from .batch_store import bulk_storable, reload_frames, store_frames, store_row
 from .models import BaseTimeFrame
 from .settings import app_settings
 from .streams import AbstractStream
@@ -106,65 +104,11 @@ def run_frame(frame: BaseTimeFrame, stream: AbstractStream) -> None:
     frame.last_error = ""
 
 
-def bulk_storable(frame_class: type[BaseTimeFrame]) -> bool:
-    """True when one UPDATE for a batch stores exactly what ``save()`` would.
-
-    Not for a model that overrides ``save()``, has ``pre_save``/``post_save``
-    receivers, relation fields or fields with their own SQL placeholder (arrays,
-    ranges, binary): those frames are saved one by one with ``save()``.
-    """
-    return (
-        frame_class.save is models.Model.save
-        and not pre_save.has_listeners(frame_class)
-        and not post_save.has_listeners(frame_class)
-        and not any(
-            model_field.is_relation or hasattr(model_field, "get_placeholder")
-            for model_field in queries.saved_fields(frame_class)
-        )
-    )
-
-
-def store_row(frame: BaseTimeFrame) -> list[Any] | None:
-    """The frame's key and every value ``save()`` would write (``pre_save()`` included).
-
-    None when a value is an expression such as ``F()``, which only ``save()`` resolves.
-    """
-    row = [frame.pk]
-    for model_field in queries.saved_fields(type(frame)):
-        value = model_field.pre_save(frame, False)
-        if hasattr(value, "resolve_expression"):
-            return None
-        row.append(model_field.get_db_prep_save(value, connection))
-    return row
-
-
-def store_frames(frame_class: type[BaseTimeFrame], rows: Sequence[list[Any]]) -> None:
-    """Store calculated frames (rows of :func:`store_row`) with one UPDATE."""
-    if not rows:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            queries.store_frames_query(frame_class, len(rows)), list(chain.from_iterable(rows))
-        )
-        if cursor.rowcount != len(rows):
-            raise DatabaseError(f"{len(rows) - cursor.rowcount} calculated frames are gone.")
-
-
-def reload_frames(
-    frame_class: type[BaseTimeFrame], claimed: Sequence[BaseTimeFrame]
-) -> list[BaseTimeFrame]:
-    """The claimed frames as stored now (this transaction still locks them), in order."""
-    stored = frame_class._default_manager.in_bulk([frame.pk for frame in claimed])
-    return [stored[frame.pk] for frame in claimed]
-
-
 def record_failure(frame: BaseTimeFrame, error: BaseException, now: datetime) -> bool:
     """Count the attempt and keep its traceback; True when it was the last attempt."""
     attempts = frame.attempts + 1
     last = attempts >= app_settings.MAX_ATTEMPTS
-    delay = frames.retry_delay(
-        attempts, app_settings.RETRY_BACKOFF, app_settings.RETRY_BACKOFF_MAX
-    )
+    delay = grid.retry_delay(attempts, app_settings.RETRY_BACKOFF, app_settings.RETRY_BACKOFF_MAX)
     type(frame)._default_manager.filter(pk=frame.pk).update(
         attempts=attempts,
         failed=last,

@@ -9,8 +9,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from stream_analysis import processing
-from stream_analysis.processing import DrainResult
+from stream_analysis import calculation
+from stream_analysis.calculation import DrainResult
 from tests.conftest import at, held_in_another_transaction
 from tests.testapp.models import Behaviour, CalculationLog, CountFrame, Item
 
@@ -22,13 +22,13 @@ def make_frames(count: int) -> None:
 
 
 def drain(**kwargs) -> DrainResult:
-    return processing.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30, **kwargs)
+    return calculation.calculate_due_frames(CountFrame, deadline=time.monotonic() + 30, **kwargs)
 
 
 def test_frames_are_claimed_newest_first():
     make_frames(5)
     with transaction.atomic():
-        claimed = processing.claim_frames(CountFrame, 3)
+        claimed = calculation.claim_frames(CountFrame, 3)
     assert [f.start_time for f in claimed] == [at(60), at(45), at(30)]
 
 
@@ -51,7 +51,7 @@ def test_a_frame_waiting_for_its_retry_is_not_claimed_before_its_time():
     CountFrame.objects.update(attempts=1, next_attempt_at=timezone.now() + timedelta(hours=1))
 
     assert drain().calculated == 0
-    assert processing.next_retry_at(CountFrame) is not None
+    assert calculation.next_retry_at(CountFrame) is not None
 
     CountFrame.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     assert drain().calculated == 1
@@ -132,7 +132,7 @@ def test_a_run_past_its_deadline_stops_between_frames_and_leaves_the_rest_pendin
     monkeypatch.setattr(CountFrame, "calculate", slow)
 
     # When a run with a 0.1 s budget claims them all in one batch
-    result = processing.calculate_due_frames(
+    result = calculation.calculate_due_frames(
         CountFrame, deadline=time.monotonic() + 0.1, batch_size=5
     )
 
