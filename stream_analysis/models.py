@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, models
-from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from . import grid, queries, signals
+from . import grid, queries, signals, states
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -147,6 +146,9 @@ class BaseTimeFrame(TimedIntervalMixin):
         default="", db_default="", blank=True, help_text="Traceback of the last failure."
     )
 
+    #: Frames by state: ``MyFrame.objects.due()``, ``.failed()``… (see ``states``).
+    objects = states.FrameQuerySet.as_manager()
+
     class Meta:
         abstract = True
         get_latest_by = "start_time"
@@ -154,7 +156,7 @@ class BaseTimeFrame(TimedIntervalMixin):
             models.Index(
                 fields=["-start_time"],
                 name=f"%(class)s{DUE_INDEX_SUFFIX}",
-                condition=Q(calculated=False, failed=False),
+                condition=states.UNFINISHED,
             ),
         ]
 
@@ -164,13 +166,7 @@ class BaseTimeFrame(TimedIntervalMixin):
     @property
     def status(self) -> str:
         """'calculated', 'failed', 'stale' (to recompute), 'retrying' or 'pending'."""
-        if self.calculated:
-            return "calculated"
-        if self.failed:
-            return "failed"
-        if self.calculated_at is not None:
-            return "stale"
-        return "retrying" if self.attempts else "pending"
+        return states.status_of(self)
 
     def calculate(self, stream_data: Sized | Any) -> Any:
         """Analyse ``stream_data`` (this frame's items) and set this frame's fields.
@@ -195,9 +191,9 @@ class BaseTimeFrame(TimedIntervalMixin):
         return cls.STREAM_CLASS()
 
     @classmethod
-    def due_frames(cls) -> models.QuerySet[Any]:
-        """Frames still to be calculated (pending or waiting for a retry)."""
-        return cls._default_manager.filter(calculated=False, failed=False)
+    def unfinished_frames(cls) -> models.QuerySet[Any]:
+        """Frames still to be calculated: pending, retrying or stale (see ``states``)."""
+        return cls._default_manager.filter(states.UNFINISHED)
 
     @classmethod
     def get_stream_memory_cutoff(cls) -> datetime | None:
@@ -366,7 +362,7 @@ class AnalysisTask(models.Model):
     def clear_queue(self) -> tuple[int, int]:
         """Delete this task's pending frames and queued messages: (messages, frames)."""
         frame_class = self.get_frame_class()
-        frames_deleted, _ = frame_class.due_frames().delete()
+        frames_deleted, _ = frame_class.unfinished_frames().delete()
         responses: list[tuple[Any, Any]] = signals.queue_cleared.send(sender=type(self), task=self)
         messages = sum(r for _, r in responses if isinstance(r, int))
         return messages, frames_deleted

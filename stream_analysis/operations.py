@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import models
 
-from . import signals
+from . import signals, states
 from .models import AnalysisTask, BaseTimeFrame
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def retry_failed(
     calculated while this waits for its lock. Returns how many frames were reset;
     the tasks using ``frame_class`` are ticked so that workers pick them up now.
     """
-    frames = _frames(frame_class, queryset).filter(failed=True)
+    frames = _frames(frame_class, queryset).filter(states.FAILED)
     count = reset_to_pending(frames)
     _changed(frame_class, count, "retry_failed")
     return count

@@ -51,6 +51,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .. import states
 from ..models import AnalysisTask, CleanupTotal
 from ..settings import app_settings
 from ..status import TaskStatus, task_status
@@ -77,7 +78,7 @@ def duration_buckets(
         for index, bound in enumerate(bounds)
     }
     row = frame_class._default_manager.filter(
-        calculated=True, calculated_at__gte=since, analysis_time__isnull=False
+        states.CALCULATED, calculated_at__gte=since, analysis_time__isnull=False
     ).aggregate(total=models.Count("pk"), seconds=models.Sum("analysis_time"), **counts)
     buckets = [(str(bound), float(row[f"le_{i}"])) for i, bound in enumerate(bounds)]
     buckets.append(("+Inf", float(row["total"])))
