@@ -42,19 +42,24 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client.core import (
+
+from .. import extras
+
+extras.require("prometheus_client", "stream_analysis.contrib.prometheus")
+
+from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.exposition import choose_encoder  # noqa: E402
+from prometheus_client.registry import Collector, CollectorRegistry  # noqa: E402
 
-from .. import states
-from ..models import AnalysisTask, CleanupTotal
-from ..settings import app_settings
-from ..status import TaskStatus, task_status
+from .. import states  # noqa: E402
+from ..models import AnalysisTask, CleanupTotal  # noqa: E402
+from ..settings import app_settings  # noqa: E402
+from ..status import TaskStatus, task_status  # noqa: E402
 
 #: Upper bounds (seconds) of the calculate-duration buckets; ``+Inf`` is added.
 DURATION_BUCKETS: tuple[float, ...] = (
