@@ -147,7 +147,7 @@ class BaseTimeFrame(TimedIntervalMixin):
     )
 
     #: Frames by state: ``MyFrame.objects.due()``, ``.failed()``… (see ``states``).
-    objects = states.FrameQuerySet.as_manager()
+    objects = states.FrameManager()
 
     class Meta:
         abstract = True

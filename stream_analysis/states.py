@@ -88,3 +88,7 @@ class FrameQuerySet(models.QuerySet[Any]):
     def with_status(self, status: str) -> FrameQuerySet:
         """Frames whose ``status`` is ``status`` (a key of :data:`STATUSES`)."""
         return self.filter(STATUSES[status])
+
+
+#: The frame models' default manager: ``MyFrame.objects`` has FrameQuerySet's methods.
+FrameManager = models.Manager.from_queryset(FrameQuerySet)
