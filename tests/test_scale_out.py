@@ -17,7 +17,7 @@ INSTANCES, PROCESSES, THREADS = 3, 2, 2
 
 
 def connection_budget(processes: int, threads: int) -> int:
-    """README's budget per worker process: a Django connection per worker thread,
+    """The budget per worker process in docs/processes.md: a Django connection per worker thread,
     up to as many broker connections (acks, sends), two consumers and the listener."""
     return processes * (2 * threads + 3)
 

@@ -582,7 +582,7 @@ def _recovery(values: Sequence[float]) -> str:
 
 
 def table(verdicts: Sequence[Verdict]) -> list[str]:
-    """The verdicts as a Markdown table (what README's Fault tolerance shows), by scenario."""
+    """The verdicts as a Markdown table (what docs/fault-tolerance.md shows), by scenario."""
     verdicts = sorted(verdicts, key=lambda v: v.scenario)
     rows = [
         (
