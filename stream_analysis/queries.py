@@ -18,15 +18,16 @@ _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
 
 @cache
-def _queries() -> dict[str, str]:
-    text = files(__package__).joinpath("sql/queries.sql").read_text()
+def named_queries(package: str, resource: str) -> dict[str, str]:
+    """The queries of a ``.sql`` file in ``package``, by their ``-- name --`` header."""
+    text = files(package).joinpath(resource).read_text()
     parts = _HEADER.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def query(name: str, model: type[models.Model] | None = None, **parts: str) -> str:
     """The named query, with ``{table}``/``{start}`` (and ``parts``) filled in for ``model``."""
-    sql = _queries()[name]
+    sql = named_queries(__package__, "sql/queries.sql")[name]
     if model is None:
         return sql
     quote = connection.ops.quote_name
