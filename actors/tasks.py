@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
-from django.db import DatabaseError
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
-from stream_analysis import calculation, coordinator, queries, retention
+from stream_analysis import calculation, coordinator, retention
 from stream_analysis.exceptions import ConfigurationError, StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import app_settings
@@ -37,21 +36,16 @@ INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_b
 
 
 @contextmanager
-def mistakes_reported(key: str, frame_class: Any = None) -> Iterator[None]:
+def mistakes_reported(key: str) -> Iterator[None]:
     """Log a configuration or stream-interface mistake once, with its fix, instead of
     letting Dramatiq retry it twenty times: it fails the same way until someone
     fixes it, and the next tick (a minute later at most) tries again anyway.
-    Frames are left as they are: nothing is lost.
+    Frames are left as they are: nothing is lost. The domain raises these as
+    StreamAnalysisError (a missing table included); database errors propagate,
+    and Dramatiq retries them with backoff.
     """
     try:
         yield
-    except DatabaseError as error:
-        explained = (
-            error if frame_class is None else queries.explain_missing_table(error, frame_class)
-        )
-        if explained is error:
-            raise  # the database itself: Dramatiq retries with backoff
-        _log_mistake(key, explained)
     except StreamAnalysisError as error:
         _log_mistake(key, error)
 
@@ -91,7 +85,7 @@ def coordinate(key: str) -> None:
         )
         return
     result = None
-    with mistakes_reported(key, _frame_class_or_none(task)):
+    with mistakes_reported(key):
         result = coordinator.tick(task)
     if result is None or not (result.locked and result.running):
         return
@@ -99,13 +93,6 @@ def coordinate(key: str) -> None:
     top_up(key, result.due)
     if result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
         send_rearm(key, result.rearm_in)
-
-
-def _frame_class_or_none(task: AnalysisTask) -> Any:
-    try:
-        return task.get_frame_class()
-    except StreamAnalysisError:
-        return None  # reported when the tick asks for it
 
 
 def top_up(key: str, due: int) -> int:
@@ -136,15 +123,15 @@ def calculate(key: str) -> None:
     task = AnalysisTask.get(key)
     if task is None or not task.is_running:
         return
-    frame_class = _frame_class_or_none(task)
-    result = None
-    with mistakes_reported(key, frame_class):
+    result = frame_class = None
+    with mistakes_reported(key):
+        frame_class = task.get_frame_class()
         result = calculation.calculate_due_frames(
-            frame_class or task.get_frame_class(),  # the second call raises the mistake
+            frame_class,
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
         )
-    if result is None:
+    if result is None or frame_class is None:
         return
     if result.more_due or result.interrupted:
         calculate.send(key)
