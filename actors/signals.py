@@ -1,4 +1,5 @@
-"""Receivers of the domain's signals: the runtime side of start and clear_queue."""
+"""Receivers of the domain's signals: the runtime side of start, clear_queue and
+the original's ``cleanup.delay()``."""
 
 from __future__ import annotations
 
@@ -23,3 +24,9 @@ def delete_queued_messages(sender: Any, task: Any, **kwargs: Any) -> int:
     """Delete the task's queued calculate and coordinator messages."""
     names = [tasks.calculate.actor_name, tasks.coordinate.actor_name]
     return queue.delete_queued(tasks.QUEUE, names, task.key)
+
+
+@receiver(signals.cleanup_requested)
+def queue_cleanup(sender: Any, **kwargs: Any) -> None:
+    """Queue one run of the stream cleanup (``stream_analysis.cleanup.delay()``)."""
+    transaction.on_commit(tasks.cleanup_streams.send)

@@ -272,15 +272,23 @@ def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
     names = [index.name for index in frame_class._meta.indexes]
     if any(name and name.endswith(DUE_INDEX_SUFFIX) for name in names):
         return []
+    owner = meta_owner(frame_class)
+    abstract = " abstract = True" if owner is not frame_class else ""
     return [
         checks.Warning(
             f"{frame_class.__name__} lost BaseTimeFrame's index of due frames "
-            "(its Meta does not inherit BaseTimeFrame.Meta).",
-            hint="Write 'class Meta(BaseTimeFrame.Meta):' so claiming frames stays fast.",
+            f"(it uses {owner.__name__}.Meta, which does not inherit BaseTimeFrame.Meta).",
+            hint=f"In {owner.__name__}, write 'class Meta(BaseTimeFrame.Meta):{abstract}' "
+            "so claiming frames stays fast.",
             obj=frame_class,
             id="stream_analysis.W001",
         )
     ]
+
+
+def meta_owner(model: type) -> type:
+    """The class whose ``class Meta`` Django used for ``model``: the nearest one declaring it."""
+    return next((k for k in model.__mro__ if "Meta" in vars(k)), model)
 
 
 @checks.register()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, models
+from django.db.models.signals import class_prepared
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from . import grid, queries, signals, states
@@ -20,6 +23,15 @@ if TYPE_CHECKING:
 
 #: Name suffix of the partial index of due frames every frame table has (checked by W001).
 DUE_INDEX_SUFFIX = "_due"
+
+
+def due_index() -> models.Index:
+    """The partial index that finds a frame model's due frames (named for the model)."""
+    return models.Index(
+        fields=["-start_time"],
+        name=f"%(class)s{DUE_INDEX_SUFFIX}",
+        condition=states.UNFINISHED,
+    )
 
 
 class TimedIntervalMixin(models.Model):
@@ -105,8 +117,9 @@ class BaseTimeFrame(TimedIntervalMixin):
     ``cleanup()`` run in the same transaction that marks the frame calculated:
     any rows they write commit together with the frame, or not at all.
 
-    If you declare ``class Meta``, inherit it: ``class Meta(BaseTimeFrame.Meta)``,
-    or the index that finds due frames is lost (``manage.py check`` warns).
+    A ``class Meta`` of yours (or of an abstract parent) may inherit
+    ``BaseTimeFrame.Meta`` or not: the index that finds due frames is added either
+    way (see :func:`carry_due_index`).
     """
 
     STREAM_CLASS: ClassVar[type[AbstractStream] | None] = None
@@ -152,13 +165,7 @@ class BaseTimeFrame(TimedIntervalMixin):
     class Meta:
         abstract = True
         get_latest_by = "start_time"
-        indexes = [
-            models.Index(
-                fields=["-start_time"],
-                name=f"%(class)s{DUE_INDEX_SUFFIX}",
-                condition=states.UNFINISHED,
-            ),
-        ]
+        indexes = [due_index()]
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.start_time:%Y-%m-%d %H:%M:%S%z} ({self.status})"
@@ -233,6 +240,26 @@ class BaseTimeFrame(TimedIntervalMixin):
     def count_completed(cls) -> int:
         """How many frames are calculated."""
         return cls.get_in_range(calculated=True).count()
+
+
+@receiver(class_prepared)
+def carry_due_index(sender: type[models.Model], **kwargs: Any) -> None:
+    """Give a concrete frame model the index of due frames its ``Meta`` did not inherit.
+
+    A ``class Meta`` that does not extend ``BaseTimeFrame.Meta`` (on the model, or on an
+    abstract parent such as the original's ``class Meta: abstract = True``) drops the
+    index that keeps claiming frames fast. It is added back here, in the model's state
+    too, so that ``makemigrations`` creates it like any index of the model's own.
+    """
+    meta = sender._meta
+    if not issubclass(sender, BaseTimeFrame) or meta.proxy or meta.parents:
+        return
+    if any(index.name.endswith(DUE_INDEX_SUFFIX) for index in meta.indexes):
+        return
+    index = due_index()
+    index.name %= {"app_label": meta.app_label.lower(), "class": sender.__name__.lower()}
+    meta.indexes = [*meta.indexes, index]
+    meta.original_attrs["indexes"] = meta.indexes
 
 
 class AnalysisTaskManager(models.Manager["AnalysisTask"]):
@@ -347,10 +374,19 @@ class AnalysisTask(models.Model):
         """Like ``get(key)`` but raises :class:`UnknownTaskError` naming the valid keys."""
         return cls.objects.for_key(key)
 
-    def schedule(self) -> bool:
-        """Start the task: frames are created and calculated from the next tick on."""
+    def schedule(self, cancel_first: bool = True, start_now: bool = True) -> bool:
+        """Start the task (the original's signature); returns True.
+
+        ``start_now=True`` ticks the task as soon as the current transaction commits
+        (its due frames are created and calculated at once); ``start_now=False`` only
+        marks it running and leaves the first tick to the scheduler (within a minute).
+        ``cancel_first`` is accepted for the original's callers and changes nothing:
+        a task is one row, so starting it twice never schedules it twice.
+        """
+        del cancel_first  # nothing to cancel: there is no second schedule to avoid
         self._set_running(True)
-        signals.tick_requested.send(sender=type(self), task=self)
+        if start_now:
+            signals.tick_requested.send(sender=type(self), task=self)
         return True
 
     def cancel(self) -> bool:
@@ -366,6 +402,21 @@ class AnalysisTask(models.Model):
         responses: list[tuple[Any, Any]] = signals.queue_cleared.send(sender=type(self), task=self)
         messages = sum(r for _, r in responses if isinstance(r, int))
         return messages, frames_deleted
+
+    def get_rq_job(self) -> bool | None:
+        """Deprecated: the original's "is the task scheduled?" (its RQ scheduler job).
+
+        There is no RQ job here: returns True when the task runs, else None, so that
+        ``if task.get_rq_job():`` keeps working. Use :attr:`is_running` instead (and
+        :attr:`last_tick_at` for when it last ran).
+        """
+        warnings.warn(
+            "AnalysisTask.get_rq_job() is deprecated: there is no RQ job; use "
+            "task.is_running (True/False) and task.last_tick_at instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return True if self.is_running else None
 
     def _set_running(self, running: bool) -> None:
         self.running = running

@@ -11,3 +11,7 @@ tick_requested = Signal()
 #: Sent with ``task`` by ``AnalysisTask.clear_queue()``; receivers delete the
 #: task's queued messages and return how many they deleted.
 queue_cleared = Signal()
+
+#: Sent by the deprecated ``stream_analysis.cleanup.delay()``; a receiver queues one
+#: run of the stream cleanup in a worker.
+cleanup_requested = Signal()
