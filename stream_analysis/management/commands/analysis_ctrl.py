@@ -1,4 +1,4 @@
-"""The original's ``analysis_ctrl start|stop KEY``: deprecated, does what ``stream_analysis`` does."""
+"""The original's ``analysis_ctrl start|stop KEY``: deprecated, as ``stream_analysis``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from ..base import task_or_error
 
 DEPRECATED = (
-    "'analysis_ctrl' is deprecated: use 'manage.py stream_analysis start|stop KEY' "
-    "(same effect)."
+    "'analysis_ctrl' is deprecated: use 'manage.py stream_analysis start|stop KEY' (same effect)."
 )
 
 
