@@ -46,11 +46,19 @@ def __getattr__(name: str) -> Any:
     try:
         module = import_module(f".{_LAZY[name]}", __name__)
     except Exception as exc:
-        problem = _apps_problem(name, exc, sys._getframe(1).f_globals.get("__name__", "?"))
+        problem = _apps_problem(name, exc, _importer())
         if problem is not None:
             raise ConfigurationError(problem) from exc
         raise
     return getattr(module, name)
+
+
+def _importer() -> str:
+    """The module that asked for a lazy name (skipping the import machinery's frames)."""
+    frame = sys._getframe(2)  # 0: here, 1: __getattr__
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "?"))
 
 
 def _apps_problem(name: str, exc: Exception, importer: str) -> str | None:
