@@ -145,6 +145,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
         + check_bulk_defaults(where, frame_class)
         + check_event_time(where, frame_class)
         + check_due_index(frame_class)
+        + check_original_hooks(where, frame_class)
     )
 
 
@@ -282,6 +283,27 @@ def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
             "so claiming frames stays fast.",
             obj=frame_class,
             id="stream_analysis.W001",
+        )
+    ]
+
+
+#: Methods the original's worker called around calculate(); nothing calls them here.
+ORIGINAL_HOOKS = ("mark_started", "mark_cleanup_started", "mark_done")
+
+
+def check_original_hooks(where: str, frame_class: Any) -> list[checks.CheckMessage]:
+    """An override of the original's frame hooks would silently never run."""
+    defined = [name for name in ORIGINAL_HOOKS if hasattr(frame_class, name)]
+    if not defined:
+        return []
+    return [
+        checks.Warning(
+            f"{where}: {frame_class.__name__} defines {', '.join(defined)}, which the "
+            "original called around calculate(); this app never calls them.",
+            hint="Move what they do into calculate() or cleanup(): the worker sets "
+            "calculated, analysis_time and cleanup_time itself.",
+            obj=frame_class,
+            id="stream_analysis.W002",
         )
     ]
 

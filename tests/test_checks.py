@@ -344,6 +344,15 @@ def test_a_lost_due_index_is_w001_naming_the_abstract_class_whose_meta_to_fix(fr
     )
 
 
+def test_a_frame_overriding_the_originals_mark_done_is_w002_naming_it(frame_class):
+    # Given the original's hook, which it documented as "called for you"
+    frame_class(mark_done=lambda self: None)
+
+    message = assert_reports("stream_analysis.W002")
+    assert "defines mark_done" in message.msg
+    assert "calculate() or cleanup()" in message.hint
+
+
 def test_a_frame_meta_that_inherits_the_base_meta_keeps_the_due_index(frame_class):
     meta = type("Meta", (BaseTimeFrame.Meta,), {"app_label": "testapp", "ordering": ["-pk"]})
 

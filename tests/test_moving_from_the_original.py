@@ -385,7 +385,9 @@ def test_the_abstract_intermediate_frame_class_keeps_the_due_index_in_the_databa
 
 
 @pytest.mark.django_db
-def test_a_cleanup_that_raises_rolls_back_the_writes_of_calculate(legacy_tasks, monkeypatch):
+def test_a_cleanup_that_raises_rolls_back_the_writes_of_calculate_then_the_frame_fails(
+    legacy_tasks, monkeypatch, settings
+):
     # Given a map frame whose cleanup() raises (the original kept calculate()'s writes)
     write_tweets(minutes=1)
     MapTimeFrame.objects.create(start_time=at(0))
@@ -402,6 +404,16 @@ def test_a_cleanup_that_raises_rolls_back_the_writes_of_calculate(legacy_tasks, 
     assert (frame.calculated, frame.attempts) == (False, 1)
     assert "RuntimeError: cleanup failed" in frame.last_error
     assert not TweetChunk.objects.exists()  # calculate()'s rows went with the attempt
+
+    # When the retry fails too, and it was the last attempt
+    settings.STREAM_ANALYSIS_MAX_ATTEMPTS = 2
+    MapTimeFrame.objects.update(next_attempt_at=at(0))
+    result = calculation.calculate_due_frames(MapTimeFrame, deadline=time.monotonic() + 30)
+
+    # Then the frame is failed, still without calculate()'s rows
+    frame = MapTimeFrame.objects.get()
+    assert (result.failed, frame.failed, frame.calculated, frame.attempts) == (1, True, False, 2)
+    assert not TweetChunk.objects.exists()
 
 
 # -- stream_analysis.cleanup.delay() ----------------------------------------------------------
@@ -481,6 +493,24 @@ def test_the_originals_commands_keep_their_names_and_arguments(legacy_tasks):
     assert DemoTimeFrame.objects.count() == 0  # clear_queue deleted the pending frames
     assert "Cleared 0 queued messages and 8 pending frames." in out.getvalue()
     assert "Deleted 0 stream items." in out.getvalue()
+
+    # backfill_analysis without a key backfills every task; clear_queue needs a key
+    out = StringIO()
+    call_command("backfill_analysis", "--no-wait", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "demo: created 8 frames, reset 0.",
+        "map: created 2 frames, reset 0.",
+        "thermometer: created 2 frames, reset 0.",
+    ]
+    with pytest.raises(CommandError, match="key"):
+        call_command("clear_queue")
+    out = StringIO()
+    call_command("stream_analysis", "list", stdout=out)
+    assert [line.split("\t")[0] for line in out.getvalue().splitlines()] == [
+        "demo",
+        "map",
+        "thermometer",
+    ]
 
 
 # -- app loading ------------------------------------------------------------------------------
