@@ -185,7 +185,13 @@ class BaseTimeFrame(TimedIntervalMixin):
         raise NotImplementedError(f"{type(self).__name__} must implement calculate(stream_data).")
 
     def cleanup(self) -> None:
-        """Remove data accumulated elsewhere that is no longer needed. Optional."""
+        """Remove data accumulated elsewhere that is no longer needed. Optional.
+
+        Runs after ``calculate()``, in the same transaction: if it raises, what
+        ``calculate()`` wrote is rolled back too and the frame is retried, then
+        failed (the original kept ``calculate()``'s writes). Catch errors of
+        optional work inside it.
+        """
 
     @classmethod
     def get_stream(cls) -> AbstractStream:
