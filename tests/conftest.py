@@ -111,6 +111,19 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Runs the command after it (``[*WITH_DEFAULT_SIGINT, *command]``) with SIGINT at its
+#: default, so that a Python child raises KeyboardInterrupt on SIGINT. Without it a
+#: child inherits SIG_IGN from a test run started in the background by a shell
+#: without job control (``pytest &`` in a script, some CI and agent runners), and
+#: Python then installs no KeyboardInterrupt handler: SIGINT does nothing.
+WITH_DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
 def registered_workers() -> set[str]:
     """Ids of the worker processes the broker has seen (one row per process)."""
     with connection.cursor() as cursor:

@@ -29,7 +29,7 @@ from stream_analysis.management.base import (
     format_time,
     parse_time,
 )
-from tests.conftest import REPO, at, wait_until, worker_env
+from tests.conftest import REPO, WITH_DEFAULT_SIGINT, at, wait_until, worker_env
 from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -440,7 +440,15 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
     # Given a backfill that waits, and no worker to calculate its frames
     items(1, 100)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "django", "backfill_analysis", "counts", "--wait"],
+        [
+            *WITH_DEFAULT_SIGINT,
+            sys.executable,
+            "-m",
+            "django",
+            "backfill_analysis",
+            "counts",
+            "--wait",
+        ],
         cwd=REPO,
         env=worker_env(PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
@@ -464,6 +472,24 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
     # And the frames are all there, pending, with a coordinator tick queued for them
     assert starts(CountFrame, calculated=False) == [at(s) for s in range(0, 90, 15)]
     assert queue.count_queued(tasks.QUEUE, tasks.coordinate.actor_name, "counts") == 1
+
+
+def test_the_ctrl_c_test_interrupts_its_child_even_when_the_test_run_ignores_sigint():
+    # Given a test run that ignores SIGINT, as one started by "pytest &" in a script
+    ignoring = (
+        "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    )
+    reports = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+
+    def child_handles_sigint(*prefix: str) -> str:
+        command = [sys.executable, "-c", ignoring, *prefix, sys.executable, "-c", reports]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+
+    # Then a plain child inherits SIG_IGN and Python raises no KeyboardInterrupt in it
+    # (the Ctrl-C test then waited 60 s and failed), while WITH_DEFAULT_SIGINT restores it
+    assert child_handles_sigint() == "False\n"
+    assert child_handles_sigint(*WITH_DEFAULT_SIGINT) == "True\n"
 
 
 # -- stream_analysis recompute ---------------------------------------------------------
