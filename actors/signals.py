@@ -1,4 +1,5 @@
-"""Receivers of the domain's signals: the runtime side of start and clear_queue."""
+"""Receivers of the domain's signals: a tick as soon as one is requested (start,
+backfill, recompute), and a task's queued messages deleted by ``clear_queue()``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from . import queue, tasks
 
 @receiver(signals.tick_requested)
 def tick_started_task(sender: Any, task: Any, **kwargs: Any) -> None:
-    """Tick a task as soon as it is started instead of at the next minute."""
+    """Tick a task once the transaction commits (started, backfilled, recomputed), not
+    at the next minute."""
     transaction.on_commit(lambda: tasks.coordinate.send(task.key))
 
 
