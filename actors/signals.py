@@ -1,5 +1,6 @@
-"""Receivers of the domain's signals: the runtime side of start, clear_queue and
-the original's ``cleanup.delay()``."""
+"""Receivers of the domain's signals: a tick as soon as one is requested (start,
+backfill, recompute), a task's queued messages deleted by ``clear_queue()``, and
+the cleanup actor sent for the original's ``cleanup.delay()``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from . import queue, tasks
 
 @receiver(signals.tick_requested)
 def tick_started_task(sender: Any, task: Any, **kwargs: Any) -> None:
-    """Tick a task as soon as it is started instead of at the next minute."""
+    """Tick a task once the transaction commits (started, backfilled, recomputed), not
+    at the next minute."""
     transaction.on_commit(lambda: tasks.coordinate.send(task.key))
 
 

@@ -1,9 +1,12 @@
-"""The actors: a periodic tick, the per-task coordinator, and the calculator.
+"""The four actors: the periodic tick, the per-task coordinator, the calculator and
+the periodic stream cleanup.
 
 Every actor here is safe to run twice, concurrently or not: the coordinator
 works under a per-task advisory lock and inserts with ON CONFLICT DO NOTHING;
 the calculator claims frames with FOR UPDATE SKIP LOCKED, so a duplicate finds
-nothing to claim and stops. Messages carry task keys, never rows.
+nothing to claim and stops; the cleanup skips while another one holds its lock.
+Messages carry task keys, never rows. No actor returns a value: there is no
+result backend.
 """
 
 from __future__ import annotations
@@ -161,12 +164,17 @@ def periodic_options(setting: str) -> dict[str, Any]:
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, **periodic_options("CLEANUP_SCHEDULE"))
-def cleanup_streams() -> int | None:
+def cleanup_streams() -> None:
     """Delete the stream data every task is done with (``STREAM_ANALYSIS_CLEANUP_SCHEDULE``).
 
     Safe to run twice: it runs under a session advisory lock, so a second run
     while one is going (two schedulers, a slow run) skips at once; and one run
     after another only deletes what is still before the cutoffs. No retries: the
-    next scheduled run does the same work. Returns the items deleted (None: skipped).
+    next scheduled run does the same work. Logs the items deleted; returns None,
+    as an actor without a result backend must (Dramatiq warns at every run otherwise).
     """
-    return retention.cleanup_exclusively()
+    deleted = retention.cleanup_exclusively()
+    if deleted is not None:
+        logger.info(
+            "cleanup deleted %d items", deleted, extra={"action": "cleanup", "deleted": deleted}
+        )

@@ -5,7 +5,8 @@ The domain never imports the runtime; the runtime connects to these.
 
 from django.dispatch import Signal
 
-#: Sent with ``task`` when it should be ticked now (start, backfill), not at the next minute.
+#: Sent with ``task`` when it should be ticked now (start, backfill,
+#: recompute), not at the next minute.
 tick_requested = Signal()
 
 #: Sent with ``task`` by ``AnalysisTask.clear_queue()``; receivers delete the
