@@ -321,7 +321,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 9,
                 "No Dramatiq broker is configured (DRAMATIQ_BROKER is missing).",
                 'Set DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker", '
-                '"MIDDLEWARE": [...]}; see the docs' Installation page, "Settings".',
+                '"MIDDLEWARE": [...]}; see docs/installation.md (Settings).',
             )
         ]
     if not broker.get("MIDDLEWARE"):
@@ -330,7 +330,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 10,
                 "DRAMATIQ_BROKER has no MIDDLEWARE list: django-dramatiq would build "
                 "a broker without Retries, TimeLimit or the periodic scheduler.",
-                'Write the middleware list out; see the docs' Installation page, "Settings".',
+                "Write the middleware list out; see docs/installation.md (Settings).",
             )
         ]
     return []
