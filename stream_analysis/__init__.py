@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, StreamAnalysisError, StreamError, UnknownTaskError
+from .rollups import FrameStream
 from .streams import AbstractStream
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ __all__ = [
     "AnalysisTask",
     "BaseTimeFrame",
     "ConfigurationError",
+    "FrameStream",
     "StreamAnalysisError",
     "StreamError",
     "TimedIntervalMixin",

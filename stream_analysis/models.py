@@ -9,7 +9,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, models
 from django.utils.module_loading import import_string
 
-from . import grid, queries, signals, states
+from . import grid, queries, rollups, signals, states
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -145,6 +145,24 @@ class BaseTimeFrame(TimedIntervalMixin):
     last_error = models.TextField(
         default="", db_default="", blank=True, help_text="Traceback of the last failure."
     )
+    # The trail of recomputes (see stream_analysis.trail): written when the frame is
+    # put back to pending after a calculation or a failure, never by calculate().
+    recomputes = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times put back to be calculated again."
+    )
+    recomputed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last put back to be calculated again."
+    )
+    recompute_reason = models.CharField(
+        max_length=10,
+        default="",
+        db_default="",
+        blank=True,
+        help_text="Why it was last put back: late (items), recompute (operator), retry (failed).",
+    )
+    late_items = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Items that arrived after it was calculated."
+    )
 
     #: Frames by state: ``MyFrame.objects.due()``, ``.failed()``… (see ``states``).
     objects = states.FrameManager()
@@ -158,7 +176,21 @@ class BaseTimeFrame(TimedIntervalMixin):
                 name=f"%(class)s{DUE_INDEX_SUFFIX}",
                 condition=states.UNFINISHED,
             ),
+            # Not calculated (failed included): where a rollup over these frames stops.
+            models.Index(
+                fields=["start_time"], name="%(class)s_open", condition=states.NOT_CALCULATED
+            ),
+            # Recalculated frames by when: what a rollup over these frames must redo.
+            models.Index(
+                fields=["calculated_at"], name="%(class)s_redo", condition=states.RECOMPUTED
+            ),
         ]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A rollup recomputes its frames when a source frame is recomputed, unless told not to.
+        if "RECOMPUTE_LATE" not in vars(cls) and rollups.is_rollup(cls):
+            cls.RECOMPUTE_LATE = True
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.start_time:%Y-%m-%d %H:%M:%S%z} ({self.status})"
@@ -408,3 +440,6 @@ class CleanupTotal(models.Model):
         if not cls.objects.filter(stream=label).update(**totals):
             cls.objects.get_or_create(stream=label)  # a concurrent creation is caught in there
             cls.objects.filter(stream=label).update(**totals)
+
+
+from .trail import RecomputeTotal  # noqa: E402, F401 - a model of this app, defined in trail

@@ -77,6 +77,21 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "tests.testapp.models.MinuteFrame",
         "autostart": False,
     },
+    "fifteen": {
+        "name": "15 s arrivals",
+        "frame_class_path": "tests.testapp.models.FifteenFrame",
+        "autostart": False,
+    },
+    "minute_rollup": {
+        "name": "Arrivals per minute",
+        "frame_class_path": "tests.testapp.models.MinuteRollup",
+        "autostart": False,
+    },
+    "hour_rollup": {
+        "name": "Arrivals per hour",
+        "frame_class_path": "tests.testapp.models.HourRollup",
+        "autostart": False,
+    },
 }
 
 # Fast retries so the suite does not wait on backoff.
