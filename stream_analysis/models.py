@@ -442,4 +442,44 @@ class CleanupTotal(models.Model):
             cls.objects.filter(stream=label).update(**totals)
 
 
-from .trail import RecomputeTotal  # noqa: E402, F401 - a model of this app, defined in trail
+class RecomputeTotal(models.Model):
+    """Running totals of recomputes per frame model and reason, shared by every process.
+
+    ``frames`` counts frames put back to pending; ``late_items`` the late items
+    that caused them (reason ``late`` only). Both only grow (counters).
+    """
+
+    frame_model = models.CharField(max_length=255, help_text="app_label.ModelName")
+    reason = models.CharField(max_length=10)
+    frames = models.BigIntegerField(default=0, db_default=0)
+    late_items = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        ordering = ["frame_model", "reason"]
+        verbose_name = "recompute total"
+        constraints = [
+            models.UniqueConstraint(fields=["frame_model", "reason"], name="recompute_total_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frame_model} {self.reason}: {self.frames} frames"
+
+    @staticmethod
+    def label(frame_class: type[models.Model]) -> str:
+        return frame_class._meta.label
+
+    @classmethod
+    def record(
+        cls, frame_class: type[models.Model], reason: str, frames: int, late_items: int = 0
+    ) -> None:
+        """Add ``frames`` recomputes (and their late items) in the caller's transaction."""
+        if not frames:
+            return
+        key: dict[str, Any] = {"frame_model": cls.label(frame_class), "reason": reason}
+        totals = {
+            "frames": models.F("frames") + frames,
+            "late_items": models.F("late_items") + late_items,
+        }
+        if not cls.objects.filter(**key).update(**totals):
+            cls.objects.get_or_create(**key)  # a concurrent creation is caught in there
+            cls.objects.filter(**key).update(**totals)

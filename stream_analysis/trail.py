@@ -4,7 +4,8 @@ Each frame counts its own recomputes (``recomputes``, ``recomputed_at``,
 ``recompute_reason``, ``late_items``: fields of every ``BaseTimeFrame``), written
 by the UPDATE that puts it back to pending, never by ``calculate()``. The
 running totals per frame model and reason live in :class:`RecomputeTotal`
-(the metrics' counters: they never go down, even when frames are deleted).
+(in ``models``; the metrics' counters: they never go down, even when frames are
+deleted).
 
 Reasons:
 
@@ -26,55 +27,12 @@ from django.db import connection, models
 from django.db.models.functions import Now
 
 from . import grid, queries
+from .models import RecomputeTotal
 
 LATE = "late"
 RECOMPUTE = "recompute"
 RETRY = "retry"
 REASONS = (LATE, RECOMPUTE, RETRY)
-
-
-class RecomputeTotal(models.Model):
-    """Running totals of recomputes per frame model and reason, shared by every process.
-
-    ``frames`` counts frames put back to pending; ``late_items`` the late items
-    that caused them (reason ``late`` only). Both only grow (counters).
-    """
-
-    frame_model = models.CharField(max_length=255, help_text="app_label.ModelName")
-    reason = models.CharField(max_length=10)
-    frames = models.BigIntegerField(default=0, db_default=0)
-    late_items = models.BigIntegerField(default=0, db_default=0)
-
-    class Meta:
-        app_label = "stream_analysis"
-        ordering = ["frame_model", "reason"]
-        verbose_name = "recompute total"
-        constraints = [
-            models.UniqueConstraint(fields=["frame_model", "reason"], name="recompute_total_once")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.frame_model} {self.reason}: {self.frames} frames"
-
-    @staticmethod
-    def label(frame_class: type[models.Model]) -> str:
-        return frame_class._meta.label
-
-    @classmethod
-    def record(
-        cls, frame_class: type[models.Model], reason: str, frames: int, late_items: int = 0
-    ) -> None:
-        """Add ``frames`` recomputes (and their late items) in the caller's transaction."""
-        if not frames:
-            return
-        key: dict[str, Any] = {"frame_model": cls.label(frame_class), "reason": reason}
-        totals = {
-            "frames": models.F("frames") + frames,
-            "late_items": models.F("late_items") + late_items,
-        }
-        if not cls.objects.filter(**key).update(**totals):
-            cls.objects.get_or_create(**key)  # a concurrent creation is caught in there
-            cls.objects.filter(**key).update(**totals)
 
 
 def put_back_fields(reason: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
@@ -53,6 +53,38 @@ class FrameStatusFilter(admin.SimpleListFilter):
         return queryset.filter(states.STATUSES[value])
 
 
+class YesNoFilter(admin.SimpleListFilter):
+    """A yes/no filter on one condition of the frame's trail (see ``stream_analysis.trail``)."""
+
+    condition: Q
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "yes"), ("no", "no")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(self.condition)
+        if self.value() == "no":
+            return queryset.exclude(self.condition)
+        return queryset
+
+
+class RecomputedFilter(YesNoFilter):
+    """Frames calculated again at least once (late items, recompute, retry)."""
+
+    title = "recomputed"
+    parameter_name = "recomputed"
+    condition = states.RECOMPUTED
+
+
+class LateItemsFilter(YesNoFilter):
+    """Frames that items arrived in after they were calculated."""
+
+    title = "had late items"
+    parameter_name = "late_items"
+    condition = Q(late_items__gt=0)
+
+
 def frames(count: int) -> str:
     return f"{count} frame{pluralize(count)}"
 
@@ -73,8 +105,10 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
         "cleanup_time",
         "attempts",
         "missing_data",
+        "recomputes",
+        "late_items",
     ]
-    list_filter = [FrameStatusFilter, "missing_data"]
+    list_filter = [FrameStatusFilter, "missing_data", RecomputedFilter, LateItemsFilter]
     date_hierarchy = "start_time"
     ordering = ["-start_time"]
     exclude = ["last_error"]
@@ -90,6 +124,10 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
         "attempts",
         "next_attempt_at",
         "traceback",
+        "recomputes",
+        "recomputed_at",
+        "recompute_reason",
+        "late_items",
     ]
     actions = ["retry_failed_frames", "recompute_frames"]
 
