@@ -27,6 +27,7 @@ from django.utils.html import format_html
 from .. import operations, states, status
 from ..models import AnalysisTask, BaseTimeFrame
 from . import chart
+from .results import ResultsAdminMixin
 
 STATUS_LABELS = {
     "pending": "pending (not tried yet)",
@@ -89,8 +90,9 @@ def frames(count: int) -> str:
     return f"{count} frame{pluralize(count)}"
 
 
-class BaseTimeFrameAdmin(admin.ModelAdmin):
-    """Frames of one model: status, timings, attempts, last traceback; retry and recompute.
+class BaseTimeFrameAdmin(ResultsAdminMixin, admin.ModelAdmin):
+    """Frames of one model: status, timings, attempts, last traceback; retry and recompute;
+    its results page (a chart of any numeric field, CSV and JSON exports).
 
     Frames are created by the coordinator only (no "add"). The status fields
     are read-only; the actions put frames back to pending with one UPDATE that
@@ -130,9 +132,13 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
         "late_items",
     ]
     actions = ["retry_failed_frames", "recompute_frames"]
+    change_list_template = "admin/stream_analysis/frame_change_list.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # frames are created by the coordinator only
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*self.results_urls(), *super().get_urls()]
 
     @admin.display(description="last error")
     def traceback(self, frame: BaseTimeFrame) -> str:
