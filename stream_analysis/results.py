@@ -272,8 +272,11 @@ def point(start: datetime, row: dict[str, Any] | None, per_bucket: int) -> Point
     if row is None:
         return Point(start, None, 0, 0, 0, missing=per_bucket)
     value = None if row["n_value"] is None else float(row["n_value"])
-    counts = [int(row[key]) for key in ("n_calculated", "n_unfinished", "n_failed")]
-    return Point(start, value, *counts, missing=per_bucket - sum(counts))
+    calculated, unfinished, failed = (
+        int(row[key]) for key in ("n_calculated", "n_unfinished", "n_failed")
+    )
+    missing = per_bucket - calculated - unfinished - failed
+    return Point(start, value, calculated, unfinished, failed, missing)
 
 
 # -- exports ---------------------------------------------------------------------------
