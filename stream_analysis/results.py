@@ -117,11 +117,19 @@ def frames_between(frame_class: Any, start: datetime, end: datetime) -> models.Q
 
 
 def default_range(frame_class: Any, frames: int = 500) -> tuple[datetime, datetime] | None:
-    """The last ``frames`` frames' range, up to the newest frame's end; None without frames."""
+    """The last ``frames`` frames' range (from the oldest frame if fewer), up to the newest
+    frame's end; None without frames."""
     end = frame_class.get_latest_end_time()
     if end is None:
         return None
-    return end - frames * frame_class.DURATION, end
+    return default_start(frame_class, end, frames), end
+
+
+def default_start(frame_class: Any, end: datetime, frames: int = 500) -> datetime:
+    """``frames`` frames before ``end``, but not before the oldest frame."""
+    earliest = frame_class.get_earliest_start_time()
+    start = end - frames * frame_class.DURATION
+    return start if earliest is None or earliest >= end else max(start, earliest)
 
 
 class DateBin(models.Func):
@@ -158,15 +166,15 @@ def parse_moment(text: str, name: str) -> datetime:
 def parse_range(params: Any, frame_class: Any) -> tuple[datetime, datetime] | None:
     """``start`` and ``end`` of a request's query (either may be left out); None: no frames.
 
-    Left out, ``end`` is the newest frame's end and ``start`` 500 frames before ``end``.
+    Left out, ``end`` is the newest frame's end and ``start`` 500 frames before ``end``
+    (or the oldest frame's start, if later).
     """
     start_text, end_text = params.get("start", ""), params.get("end", "")
     fallback = default_range(frame_class)
     if fallback is None and not (start_text and end_text):
         return None
     end = parse_moment(end_text, "end") if end_text else fallback[1]  # type: ignore[index]
-    default_start = end - 500 * frame_class.DURATION
-    start = parse_moment(start_text, "start") if start_text else default_start
+    start = parse_moment(start_text, "start") if start_text else default_start(frame_class, end)
     if start >= end:
         raise BadRange(f"start ({start.isoformat()}) must be before end ({end.isoformat()}).")
     return start, end
