@@ -12,13 +12,13 @@ failed frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.http import urlencode
 
 from .. import results, views
 from .chart import describe
@@ -171,17 +171,11 @@ class ResultsAdminMixin:
             return context
         start, end = bounds
         series = results.series(self.model, field, start, end, self.results_points)
-        query = f"start={iso(start)}&end={iso(end)}"
         context.update(
             plot=plot(series),
-            start=iso(start),
-            end=iso(end),
-            export_query=query,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            export_query=urlencode({"start": start.isoformat(), "end": end.isoformat()}),
             rollups=[level.__name__ for level in results.rollups_of(self.model)],
         )
         return context
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 for a query string (the ``+`` of an offset escaped)."""
-    return moment.isoformat().replace("+", "%2B")
