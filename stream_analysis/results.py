@@ -306,20 +306,34 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def batches(frame_class: Any, start: datetime, end: datetime) -> Iterator[list[tuple[Any, ...]]]:
+    """:func:`rows` in lists of up to ``CHUNK_SIZE`` (one chunk of the response each)."""
+    batch: list[tuple[Any, ...]] = []
+    for row in rows(frame_class, start, end):
+        batch.append(row)
+        if len(batch) == CHUNK_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def csv_rows(frame_class: Any, start: datetime, end: datetime) -> Iterator[str]:
-    """The CSV of the range: a header line, then a line per frame (streamed)."""
+    """The CSV of the range: a header line, then a line per frame (streamed in chunks)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
-    def line(values: Any) -> str:
+    def text() -> str:
+        value = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(values)
-        return buffer.getvalue()
+        return value
 
-    yield line(export_fields(frame_class))
-    for row in rows(frame_class, start, end):
-        yield line(["" if v is None else plain(v) for v in row])
+    writer.writerow(export_fields(frame_class))
+    yield text()
+    for batch in batches(frame_class, start, end):
+        writer.writerows(["" if v is None else plain(v) for v in row] for row in batch)
+        yield text()
 
 
 def json_chunks(frame_class: Any, start: datetime, end: datetime) -> Iterator[str]:
@@ -340,7 +354,8 @@ def json_chunks(frame_class: Any, start: datetime, end: datetime) -> Iterator[st
     }
     yield json.dumps(head)[:-1] + ', "frames": ['
     separator = ""
-    for row in rows(frame_class, start, end):
-        yield separator + json.dumps([plain(v) for v in row])
+    for batch in batches(frame_class, start, end):
+        # One dumps() per batch: the list's brackets dropped, its rows joined by ", ".
+        yield separator + json.dumps([[plain(v) for v in row] for row in batch])[1:-1]
         separator = ", "
     yield "]}\n"
