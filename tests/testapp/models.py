@@ -223,6 +223,13 @@ class MinuteRollup(BaseTimeFrame):
     runs = models.IntegerField(default=0)
 
     def calculate(self, stream_data):
+        # Logged and told to stall like LoggedFrame: a killed attempt must roll this row back.
+        CalculationLog.objects.create(
+            frame_model=type(self).__name__, start_time=self.start_time, pid=os.getpid()
+        )
+        behave = Behaviour.objects.filter(frame_start=self.start_time).first()
+        if behave is not None:
+            LoggedFrame.misbehave(self, behave)  # type: ignore[arg-type]
         self.item_count = sum(frame.item_count for frame in stream_data)
         self.frames = len(stream_data)
         self.runs += 1
