@@ -250,3 +250,32 @@ class HourRollup(BaseTimeFrame):
         self.item_count = totals["items"] or 0
         self.frames = totals["frames"]
         self.runs += 1
+
+
+# -- rollups of the fault suite: 1 s frames summed per 10 s, then per minute ------------
+
+
+class LoggedRollup(BaseTimeFrame):
+    """Sums its source frames' item_count; logs each calculation (exactly-once checks)."""
+
+    item_count = models.IntegerField(default=0)
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+    def calculate(self, stream_data):
+        CalculationLog.objects.create(
+            frame_model=type(self).__name__, start_time=self.start_time, pid=os.getpid()
+        )
+        time.sleep(float(os.environ.get("TEST_CALCULATE_SLEEP", "0")))
+        self.item_count = sum(frame.item_count for frame in stream_data)
+
+
+class TenSecondRollup(LoggedRollup):
+    STREAM_CLASS = FrameStream.of(SecondFrame)
+    DURATION = timedelta(seconds=10)
+
+
+class MinuteOfSeconds(LoggedRollup):
+    STREAM_CLASS = FrameStream.of(TenSecondRollup)
+    DURATION = timedelta(minutes=1)
