@@ -65,6 +65,7 @@ def check_rollup(frame_class: Any, calculated: set[Any]) -> list[checks.CheckMes
         check_tiling(frame_class, source)
         + check_no_idle_close(frame_class)
         + check_source_calculated(frame_class, source, calculated)
+        + check_source_indexes(frame_class, source)
     )
 
 
@@ -125,5 +126,26 @@ def check_source_calculated(
             hint=f"Add a task whose frame_class_path is {source.__module__}.{source.__name__}.",
             obj=frame_class,
             id="stream_analysis.W040",
+        )
+    ]
+
+
+#: The partial indexes of BaseTimeFrame.Meta that a rollup's queries on its source read.
+SOURCE_INDEXES = ("_open", "_redo")
+
+
+def check_source_indexes(frame_class: Any, source: Any) -> list[checks.CheckMessage]:
+    names = [index.name or "" for index in source._meta.indexes]
+    missing = [s for s in SOURCE_INDEXES if not any(n.endswith(s) for n in names)]
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f"{source.__name__} lost BaseTimeFrame's indexes {', '.join(missing)} (its Meta "
+            f"does not inherit BaseTimeFrame.Meta): each tick of its rollup "
+            f"{frame_class.__name__} scans its whole table.",
+            hint=f"Write 'class Meta(BaseTimeFrame.Meta):' in {source.__name__}.",
+            obj=source,
+            id="stream_analysis.W041",
         )
     ]

@@ -10,6 +10,7 @@ import random
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.core import checks
@@ -19,7 +20,7 @@ from django.utils import timezone
 import stream_analysis
 from stream_analysis import FrameStream, calculation, coordinator, operations, status
 from stream_analysis.models import AnalysisTask
-from stream_analysis.rollup_checks import check_rollup
+from stream_analysis.rollup_checks import check_rollup, check_source_indexes
 from tests.conftest import T0, at, wait_until
 from tests.testapp.models import (
     Arrival,
@@ -71,8 +72,17 @@ def run_all_levels() -> None:
     pytest.fail("the levels did not settle in 10 rounds")
 
 
-def arrive(*moments: datetime) -> None:
-    Arrival.objects.bulk_create(Arrival(created_at=m, ingested_at=timezone.now()) for m in moments)
+def arrive(*moments: datetime, ago: float = 0) -> None:
+    """Items at these stream times, arrived ``ago`` seconds ago."""
+    arrived = timezone.now() - timedelta(seconds=ago)
+    Arrival.objects.bulk_create(Arrival(created_at=m, ingested_at=arrived) for m in moments)
+
+
+def load(*moments: datetime) -> None:
+    """The stream before the first tick. Arrived a second ago, so that no item counts as late:
+    one arriving less than ARRIVAL_SETTLE before its frame's calculation would (the
+    calculation may not have seen it), and recomputes would ripple through the levels."""
+    arrive(*moments, ago=1)
 
 
 def counts(frame_class) -> dict[datetime, int]:
@@ -93,7 +103,7 @@ def test_minute_and_hour_rollups_equal_the_counts_of_the_raw_items_over_random_d
     moments = [at(rng.uniform(0, 3 * 3600)) for _ in range(3000)]
     moments += [at(rng.uniform(1800, 1900)) for _ in range(500)]
     moments = [m for m in moments if not at(4000) <= m < at(4400)]
-    arrive(*moments, at(3 * 3600 + 60))
+    load(*moments, at(3 * 3600 + 60))
 
     run_all_levels()
 
@@ -106,7 +116,7 @@ def test_minute_and_hour_rollups_equal_the_counts_of_the_raw_items_over_random_d
 
 
 def test_a_rollup_frame_waits_for_every_source_frame_it_covers_not_for_time():
-    arrive(at(1), at(50), at(61))  # the 15 s frames up to 60 s close; minute [0, 60) could too
+    load(at(1), at(50), at(61))  # the 15 s frames up to 60 s close; minute [0, 60) could too
     tick(FifteenFrame)
     assert tick(MinuteRollup).created == 0  # its source frames exist but are not calculated
 
@@ -117,7 +127,7 @@ def test_a_rollup_frame_waits_for_every_source_frame_it_covers_not_for_time():
 
 
 def test_a_late_item_in_a_15_second_frame_reaches_the_hour_frame_once_per_level():
-    arrive(*(at(s) for s in range(0, 3600, 7)), at(3600 + 60))
+    load(*(at(s) for s in range(0, 3600, 7)), at(3600 + 60))
     run_all_levels()
     before = HourRollup.objects.get(start_time=at(0)).item_count
 
@@ -144,7 +154,7 @@ def test_a_late_item_in_a_15_second_frame_reaches_the_hour_frame_once_per_level(
 
 
 def test_an_operator_recompute_of_a_source_frame_reaches_the_rollups():
-    arrive(*(at(s) for s in range(0, 3600, 11)), at(3600 + 60))
+    load(*(at(s) for s in range(0, 3600, 11)), at(3600 + 60))
     run_all_levels()
     Arrival.objects.filter(created_at__gte=at(600), created_at__lt=at(615)).delete()
     lost = FifteenFrame.objects.get(start_time=at(600)).item_count
@@ -165,7 +175,7 @@ def test_an_operator_recompute_of_a_source_frame_reaches_the_rollups():
 
 
 def test_a_failed_source_frame_holds_the_rollup_back_and_status_names_it():
-    arrive(*(at(s) for s in range(0, 300, 5)), at(301))
+    load(*(at(s) for s in range(0, 300, 5)), at(301))
     Behaviour.objects.create(frame_start=at(135), failures=1)
     tick(FifteenFrame)
     calculate(FifteenFrame)
@@ -177,6 +187,9 @@ def test_a_failed_source_frame_holds_the_rollup_back_and_status_names_it():
     assert sorted(counts(MinuteRollup)) == [at(0), at(60)]
     held = status.task_status(AnalysisTask.require("minute_rollup")).held_back_by
     assert held is not None and "FifteenFrame" in held and "failed" in held
+    out = StringIO()
+    call_command("stream_analysis", "status", "minute_rollup", stdout=out)
+    assert f"minute_rollup: held back by {held}" in out.getvalue()
 
     operations.retry_failed(FifteenFrame)
     Behaviour.objects.all().delete()
@@ -188,7 +201,7 @@ def test_a_failed_source_frame_holds_the_rollup_back_and_status_names_it():
 
 
 def test_a_rollup_never_deletes_its_source_frames():
-    arrive(*(at(s) for s in range(0, 600, 3)), at(601))
+    load(*(at(s) for s in range(0, 600, 3)), at(601))
     run_all_levels()
     frames = FifteenFrame.objects.count()
 
@@ -222,6 +235,17 @@ def test_a_rollup_that_does_not_tile_its_source_fails_the_system_check(rollup, c
     found = check_rollup(rollup, {FifteenFrame})
     assert [m.id for m in found] == [f"stream_analysis.{code}"]
     assert hint in found[0].hint
+
+
+def test_a_rollup_of_a_source_without_the_base_indexes_is_warned_about():
+    meta = type("Meta", (), {"indexes": [type("Index", (), {"name": "source_due"})()]})
+    source = type("Source", (), {"_meta": meta})
+
+    found = check_source_indexes(fake_rollup(timedelta(minutes=1)), source)
+
+    assert [m.id for m in found] == ["stream_analysis.W041"]
+    assert "_open, _redo" in found[0].msg
+    assert check_source_indexes(MinuteRollup, FifteenFrame) == []
 
 
 def test_a_rollup_of_a_source_no_task_calculates_is_warned_about():

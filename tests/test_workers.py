@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -153,8 +154,10 @@ def test_a_worker_killed_in_the_middle_of_a_rollup_batch_loses_nothing(workers, 
 
     # Given 10 minutes of arrivals, and a minute whose rollup stalls in its first calculate()
     moments = [at(s) for s in range(0, 600, 4)]
+    # (arrived well before ARRIVAL_SETTLE ahead of any calculation: none of them is late)
+    arrived = timezone.now() - timedelta(seconds=30)
     Arrival.objects.bulk_create(
-        Arrival(created_at=m, ingested_at=timezone.now()) for m in [*moments, at(601)]
+        Arrival(created_at=m, ingested_at=arrived) for m in [*moments, at(601)]
     )
     marker = tmp_path / "stalled.pid"
     Behaviour.objects.create(frame_start=at(240), stall_marker=str(marker), sleep_seconds=120)
