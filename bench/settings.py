@@ -54,6 +54,11 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "bench.benchapp.models.TableFrame",
         "autostart": True,
     },
+    "quarter": {
+        "name": "A rollup: quarter hours of the synthetic 15 s frames",
+        "frame_class_path": "bench.benchapp.models.QuarterHourFrame",
+        "autostart": True,
+    },
 }
 
 if "STREAM_ANALYSIS_BATCH_SIZE" in os.environ:

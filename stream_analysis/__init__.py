@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, StreamAnalysisError, StreamError, UnknownTaskError
+from .rollups import FrameStream
 from .streams import AbstractStream
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ __all__ = [
     "AnalysisTask",
     "BaseTimeFrame",
     "ConfigurationError",
+    "FrameStream",
     "StreamAnalysisError",
     "StreamError",
     "TimedIntervalMixin",

@@ -7,4 +7,4 @@ class StreamAnalysisConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import checks, rollup_checks  # noqa: F401 - register the system checks

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import grid, queries
+from . import grid, queries, trail
 from .exceptions import FrameGridChanged
 from .models import AnalysisTask, BaseTimeFrame
 from .settings import app_settings
@@ -248,16 +248,12 @@ def mark_late_frames(task: AnalysisTask, frame_class: type[BaseTimeFrame], now: 
     arrivals = frame_class.get_stream().get_late_arrivals(
         since, until, newest + frame_class.DURATION
     )
-    late = grid.late_frame_starts(arrivals, frame_class.DURATION, frame_class.OFFSET)
-    if not late:
-        return 0
-    params = {
-        "starts": list(late),
-        "arrived": list(late.values()),
-        "settle": timedelta(seconds=app_settings.ARRIVAL_SETTLE),
-        "keep_from": frame_class.get_stream_memory_cutoff(),
-    }
-    marked = queries.execute("mark_late_frames", params, frame_class)
+    marked, _ = trail.mark_late(
+        frame_class,
+        arrivals,
+        settle=timedelta(seconds=app_settings.ARRIVAL_SETTLE),
+        keep_from=frame_class.get_stream_memory_cutoff(),
+    )
     if marked:
         logger.info(
             "%d calculated frames had late items: recomputing them",

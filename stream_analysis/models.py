@@ -12,7 +12,7 @@ from django.db.models.signals import class_prepared
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from . import grid, queries, signals, states
+from . import grid, queries, rollups, signals, states
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -25,13 +25,21 @@ if TYPE_CHECKING:
 DUE_INDEX_SUFFIX = "_due"
 
 
-def due_index() -> models.Index:
-    """The partial index that finds a frame model's due frames (named for the model)."""
-    return models.Index(
-        fields=["-start_time"],
-        name=f"%(class)s{DUE_INDEX_SUFFIX}",
-        condition=states.UNFINISHED,
-    )
+def frame_indexes() -> list[models.Index]:
+    """The partial indexes of every frame table (named for the model): the unfinished
+    frames (the claim), and for a rollup over the table where it stops (not calculated)
+    and what it must redo (recalculated frames, by when)."""
+    return [
+        models.Index(
+            fields=["-start_time"],
+            name=f"%(class)s{DUE_INDEX_SUFFIX}",
+            condition=states.UNFINISHED,
+        ),
+        models.Index(
+            fields=["start_time"], name="%(class)s_open", condition=states.NOT_CALCULATED
+        ),
+        models.Index(fields=["calculated_at"], name="%(class)s_redo", condition=states.RECOMPUTED),
+    ]
 
 
 class TimedIntervalMixin(models.Model):
@@ -158,6 +166,24 @@ class BaseTimeFrame(TimedIntervalMixin):
     last_error = models.TextField(
         default="", db_default="", blank=True, help_text="Traceback of the last failure."
     )
+    # The trail of recomputes (see stream_analysis.trail): written when the frame is
+    # put back to pending after a calculation or a failure, never by calculate().
+    recomputes = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times put back to be calculated again."
+    )
+    recomputed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last put back to be calculated again."
+    )
+    recompute_reason = models.CharField(
+        max_length=10,
+        default="",
+        db_default="",
+        blank=True,
+        help_text="Why it was last put back: late (items), recompute (operator), retry (failed).",
+    )
+    late_items = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Items that arrived after it was calculated."
+    )
 
     #: Frames by state: ``MyFrame.objects.due()``, ``.failed()``… (see ``states``).
     objects = states.FrameManager()
@@ -165,7 +191,13 @@ class BaseTimeFrame(TimedIntervalMixin):
     class Meta:
         abstract = True
         get_latest_by = "start_time"
-        indexes = [due_index()]
+        indexes = frame_indexes()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A rollup recomputes its frames when a source frame is recomputed, unless told not to.
+        if "RECOMPUTE_LATE" not in vars(cls) and rollups.is_rollup(cls):
+            cls.RECOMPUTE_LATE = True
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.start_time:%Y-%m-%d %H:%M:%S%z} ({self.status})"
@@ -250,7 +282,7 @@ class BaseTimeFrame(TimedIntervalMixin):
 
 @receiver(class_prepared)
 def carry_due_index(sender: type[models.Model], **kwargs: Any) -> None:
-    """Give a concrete frame model the index of due frames its ``Meta`` did not inherit.
+    """Give a concrete frame model the :func:`frame_indexes` its ``Meta`` did not inherit.
 
     A ``class Meta`` that does not extend ``BaseTimeFrame.Meta`` (on the model, or on an
     abstract parent such as the original's ``class Meta: abstract = True``) drops the
@@ -260,11 +292,17 @@ def carry_due_index(sender: type[models.Model], **kwargs: Any) -> None:
     meta = sender._meta
     if not issubclass(sender, BaseTimeFrame) or meta.proxy or meta.parents:
         return
-    if any(index.name.endswith(DUE_INDEX_SUFFIX) for index in meta.indexes):
+    names = {"app_label": meta.app_label.lower(), "class": sender.__name__.lower()}
+    missing = [
+        index
+        for index in frame_indexes()
+        if not any(own.name == index.name % names for own in meta.indexes)
+    ]
+    if not missing:
         return
-    index = due_index()
-    index.name %= {"app_label": meta.app_label.lower(), "class": sender.__name__.lower()}
-    meta.indexes = [*meta.indexes, index]
+    for index in missing:
+        index.name %= names
+    meta.indexes = [*meta.indexes, *missing]
     meta.original_attrs["indexes"] = meta.indexes
 
 
@@ -465,3 +503,46 @@ class CleanupTotal(models.Model):
         if not cls.objects.filter(stream=label).update(**totals):
             cls.objects.get_or_create(stream=label)  # a concurrent creation is caught in there
             cls.objects.filter(stream=label).update(**totals)
+
+
+class RecomputeTotal(models.Model):
+    """Running totals of recomputes per frame model and reason, shared by every process.
+
+    ``frames`` counts frames put back to pending; ``late_items`` the late items
+    that caused them (reason ``late`` only). Both only grow (counters).
+    """
+
+    frame_model = models.CharField(max_length=255, help_text="app_label.ModelName")
+    reason = models.CharField(max_length=10)
+    frames = models.BigIntegerField(default=0, db_default=0)
+    late_items = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        ordering = ["frame_model", "reason"]
+        verbose_name = "recompute total"
+        constraints = [
+            models.UniqueConstraint(fields=["frame_model", "reason"], name="recompute_total_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frame_model} {self.reason}: {self.frames} frames"
+
+    @staticmethod
+    def label(frame_class: type[models.Model]) -> str:
+        return frame_class._meta.label
+
+    @classmethod
+    def record(
+        cls, frame_class: type[models.Model], reason: str, frames: int, late_items: int = 0
+    ) -> None:
+        """Add ``frames`` recomputes (and their late items) in the caller's transaction."""
+        if not frames:
+            return
+        key: dict[str, Any] = {"frame_model": cls.label(frame_class), "reason": reason}
+        totals = {
+            "frames": models.F("frames") + frames,
+            "late_items": models.F("late_items") + late_items,
+        }
+        if not cls.objects.filter(**key).update(**totals):
+            cls.objects.get_or_create(**key)  # a concurrent creation is caught in there
+            cls.objects.filter(**key).update(**totals)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
-from . import signals, states
+from . import signals, states, trail
 from .models import AnalysisTask, BaseTimeFrame
 
 logger = logging.getLogger(__name__)
@@ -30,12 +30,16 @@ logger = logging.getLogger(__name__)
 PENDING = {"calculated": False, "failed": False, "attempts": 0, "next_attempt_at": None}
 
 
-def reset_to_pending(frames: models.QuerySet[Any]) -> int:
+def reset_to_pending(frames: models.QuerySet[Any], reason: str = trail.RECOMPUTE) -> int:
     """Put ``frames`` back to pending, attempts and last error cleared, in one UPDATE.
 
+    The frames' trail counts it as a recompute for ``reason`` (a ``trail`` reason).
     Returns how many frames were reset. Ticks nothing: see :func:`recompute`.
     """
-    return frames.update(**PENDING, last_error="")
+    with transaction.atomic():
+        count = frames.update(**PENDING, last_error="", **trail.put_back_fields(reason))
+        trail.RecomputeTotal.record(frames.model, reason, count)
+    return count
 
 
 def retry_failed(
@@ -48,7 +52,7 @@ def retry_failed(
     the tasks using ``frame_class`` are ticked so that workers pick them up now.
     """
     frames = _frames(frame_class, queryset).filter(states.FAILED)
-    count = reset_to_pending(frames)
+    count = reset_to_pending(frames, trail.RETRY)
     _changed(frame_class, count, "retry_failed")
     return count
 

@@ -39,6 +39,10 @@ RETRYING = UNFINISHED & Q(calculated_at__isnull=True, attempts__gt=0)
 STALE = UNFINISHED & Q(calculated_at__isnull=False)
 CALCULATED = Q(calculated=True)
 FAILED = Q(calculated=False, failed=True)
+#: Not calculated, failed included: what holds back a rollup over these frames.
+NOT_CALCULATED = Q(calculated=False)
+#: Put back to be calculated again at least once (late items, recompute, retry).
+RECOMPUTED = Q(recomputes__gt=0)
 
 #: Each value of ``BaseTimeFrame.status`` and its condition.
 STATUSES: dict[str, Q] = {

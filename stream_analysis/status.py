@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
 
-from . import states
+from . import rollups, states, trail
 from .coordinator import stream_latest
 from .models import AnalysisTask
 
@@ -34,6 +34,12 @@ class TaskStatus:
     #: Stream data before this time may be deleted by cleanup (None: keep all).
     cutoff: datetime | None
     last_tick_at: datetime | None
+    #: A rollup's oldest source frame not calculated, which its frames cannot pass.
+    held_back_by: str | None = None
+    #: Frames put back to be calculated again, ever, by reason (late, recompute, retry).
+    recomputes: dict[str, int] = field(default_factory=dict)
+    #: Late items that made frames be recomputed, ever.
+    late_items: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The status as JSON-ready values (ISO 8601 times, seconds)."""
@@ -71,6 +77,7 @@ def task_status(task: AnalysisTask) -> TaskStatus:
     if latest is not None and newest_end is not None:
         lag = (latest - newest_end).total_seconds()
     stats = frame_class.get_performance_stats()
+    recomputes, late_items = recompute_totals(frame_class)
     return TaskStatus(
         key=task.key,
         name=task.name,
@@ -84,7 +91,23 @@ def task_status(task: AnalysisTask) -> TaskStatus:
         avg_cleanup_time=stats["cleanup_time"],
         cutoff=frame_class.get_stream_memory_cutoff(),
         last_tick_at=task.last_tick_at,
+        held_back_by=rollups.describe_hold(rollups.held_back_by(frame_class)),
+        recomputes=recomputes,
+        late_items=late_items,
     )
+
+
+def recompute_totals(frame_class: Any) -> tuple[dict[str, int], int]:
+    """``recomputes`` (by reason) and ``late_items`` of ``frame_class``, ever (one query)."""
+    rows = trail.RecomputeTotal.objects.filter(
+        frame_model=trail.RecomputeTotal.label(frame_class)
+    ).values_list("reason", "frames", "late_items")
+    recomputes = {reason: 0 for reason in trail.REASONS}
+    late_items = 0
+    for reason, frames, items in rows:
+        recomputes[reason] = frames
+        late_items += items
+    return recomputes, late_items
 
 
 def all_statuses() -> list[TaskStatus]:

@@ -78,6 +78,31 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "tests.testapp.models.MinuteFrame",
         "autostart": False,
     },
+    "fifteen": {
+        "name": "15 s arrivals",
+        "frame_class_path": "tests.testapp.models.FifteenFrame",
+        "autostart": False,
+    },
+    "minute_rollup": {
+        "name": "Arrivals per minute",
+        "frame_class_path": "tests.testapp.models.MinuteRollup",
+        "autostart": False,
+    },
+    "hour_rollup": {
+        "name": "Arrivals per hour",
+        "frame_class_path": "tests.testapp.models.HourRollup",
+        "autostart": False,
+    },
+    "ten_seconds": {
+        "name": "Item counts per 10 s, from the 1 s frames",
+        "frame_class_path": "tests.testapp.models.TenSecondRollup",
+        "autostart": False,
+    },
+    "minute_of_seconds": {
+        "name": "Item counts per minute, from the 10 s rollup",
+        "frame_class_path": "tests.testapp.models.MinuteOfSeconds",
+        "autostart": False,
+    },
 }
 
 # Fast retries so the suite does not wait on backoff.

@@ -211,3 +211,36 @@ def test_staff_see_the_database_numbers_in_the_admin_and_on_the_dashboard(
         "the new lag (the stream is 10 s past the frame ending at 210 s)",
     )
     screenshot(browser, "dashboard-refreshed.png")
+
+
+def test_staff_open_the_results_page_of_a_frame_model_and_see_its_chart(
+    browser: WebDriver, live_server, transactional_db: None
+):
+    # Given 20 counted frames, one of them failed and one missing
+    User.objects.create_superuser("admin", "admin@example.invalid", PASSWORD)
+    CountFrame.objects.bulk_create(
+        CountFrame(start_time=at(15 * i), calculated=True, item_count=i, attempts=1)
+        for i in range(20)
+        if i not in (7, 12)
+    )
+    CountFrame.objects.create(start_time=at(15 * 7), failed=True, attempts=3)
+
+    # When staff open the frames' list and follow its Results link
+    log_in(browser, live_server.url)
+    browser.get(f"{live_server.url}/admin/testapp/countframe/")
+    browser.find_element(By.CSS_SELECTOR, "a.results-link").click()
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "svg.results-chart"), "chart")
+
+    # Then the chart shows the values, broken at the failed and the missing frame
+    chart = browser.find_element(By.CSS_SELECTOR, "svg.results-chart")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "polyline.series")) == 3
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.band-failed")) == 1
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.band-gap")) == 1
+    summary = text(browser.find_element(By.CSS_SELECTOR, ".results-summary"))
+    assert "18 of 20 buckets have a value" in " ".join(summary.split())
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    screenshot(browser, "admin-results-countframe.png")
+
+    # And its CSV export link carries the range shown
+    link = browser.find_element(By.CSS_SELECTOR, "a.export-csv").get_attribute("href") or ""
+    assert "/results/export.csv?start=" in link and "&end=" in link

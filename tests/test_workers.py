@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,44 @@ def _alive(pid: int) -> bool:
     # A zombie is dead for our purpose: its connections are closed.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+def test_a_worker_killed_in_the_middle_of_a_rollup_batch_loses_nothing(workers, tmp_path: Path):
+    from django.utils import timezone
+
+    from stream_analysis.models import AnalysisTask
+    from tests.testapp.models import Arrival, FifteenFrame, MinuteRollup
+
+    # Given 10 minutes of arrivals, and a minute whose rollup stalls in its first calculate()
+    moments = [at(s) for s in range(0, 600, 4)]
+    # (arrived well before ARRIVAL_SETTLE ahead of any calculation: none of them is late)
+    arrived = timezone.now() - timedelta(seconds=30)
+    Arrival.objects.bulk_create(
+        Arrival(created_at=m, ingested_at=arrived) for m in [*moments, at(601)]
+    )
+    marker = tmp_path / "stalled.pid"
+    Behaviour.objects.create(frame_start=at(240), stall_marker=str(marker), sleep_seconds=120)
+    workers.start(processes=1, threads=2)
+    for key in ("fifteen", "minute_rollup"):
+        AnalysisTask.require(key).schedule()  # ticks it
+    wait_until(
+        lambda: FifteenFrame.objects.filter(calculated=True).count() == 40, 60, "15 s frames"
+    )
+    tasks.coordinate.send("minute_rollup")
+
+    # When the worker process is killed with SIGKILL while in that rollup's calculate()
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text(), 60, "the stall"))
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not _alive(pid), 10, "the killed worker to be gone")
+    workers.start(processes=1, threads=2)
+    tasks.coordinate.send("minute_rollup")
+
+    # Then every minute is calculated once, with the true count
+    wait_until(lambda: MinuteRollup.objects.filter(calculated=True).count() == 10, 60, "minutes")
+    counts = dict(MinuteRollup.objects.values_list("start_time", "item_count"))
+    assert counts == {at(60 * m): 15 for m in range(10)}
+    logged = CalculationLog.objects.filter(frame_model="MinuteRollup")
+    assert dict(logged.values_list("start_time").annotate(n=Count("id"))) == {
+        at(60 * m): 1 for m in range(10)
+    }
+    assert pid not in set(logged.values_list("pid", flat=True))

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from django.db import models
 
-from stream_analysis import AbstractStream, BaseTimeFrame
+from stream_analysis import AbstractStream, BaseTimeFrame, FrameStream
 
 
 class SyntheticStream(AbstractStream):
@@ -160,3 +160,18 @@ class LateFrame(BaseTimeFrame):
 
     def calculate(self, stream_data):
         self.item_count = len(stream_data)
+
+
+class QuarterHourFrame(BaseTimeFrame):
+    """A rollup: 15-minute sums of ``SyntheticFrame``'s 15 s counts (bench.rollup)."""
+
+    STREAM_CLASS = FrameStream.of(SyntheticFrame)
+    DURATION = timedelta(minutes=15)
+
+    item_count = models.IntegerField(default=0)
+    frames = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        totals = stream_data.aggregate(items=models.Sum("item_count"), frames=models.Count("pk"))
+        self.item_count = totals["items"] or 0
+        self.frames = totals["frames"]

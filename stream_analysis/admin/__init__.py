@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
@@ -27,6 +27,7 @@ from django.utils.html import format_html
 from .. import operations, states, status
 from ..models import AnalysisTask, BaseTimeFrame
 from . import chart
+from .results import ResultsAdminMixin
 
 STATUS_LABELS = {
     "pending": "pending (not tried yet)",
@@ -53,12 +54,45 @@ class FrameStatusFilter(admin.SimpleListFilter):
         return queryset.filter(states.STATUSES[value])
 
 
+class YesNoFilter(admin.SimpleListFilter):
+    """A yes/no filter on one condition of the frame's trail (see ``stream_analysis.trail``)."""
+
+    condition: Q
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "yes"), ("no", "no")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(self.condition)
+        if self.value() == "no":
+            return queryset.exclude(self.condition)
+        return queryset
+
+
+class RecomputedFilter(YesNoFilter):
+    """Frames calculated again at least once (late items, recompute, retry)."""
+
+    title = "recomputed"
+    parameter_name = "recomputed"
+    condition = states.RECOMPUTED
+
+
+class LateItemsFilter(YesNoFilter):
+    """Frames that items arrived in after they were calculated."""
+
+    title = "had late items"
+    parameter_name = "late_items"
+    condition = Q(late_items__gt=0)
+
+
 def frames(count: int) -> str:
     return f"{count} frame{pluralize(count)}"
 
 
-class BaseTimeFrameAdmin(admin.ModelAdmin):
-    """Frames of one model: status, timings, attempts, last traceback; retry and recompute.
+class BaseTimeFrameAdmin(ResultsAdminMixin, admin.ModelAdmin):
+    """Frames of one model: status, timings, attempts, last traceback; retry and recompute;
+    its results page (a chart of any numeric field, CSV and JSON exports).
 
     Frames are created by the coordinator only (no "add"). The status fields
     are read-only; the actions put frames back to pending with one UPDATE that
@@ -73,8 +107,10 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
         "cleanup_time",
         "attempts",
         "missing_data",
+        "recomputes",
+        "late_items",
     ]
-    list_filter = [FrameStatusFilter, "missing_data"]
+    list_filter = [FrameStatusFilter, "missing_data", RecomputedFilter, LateItemsFilter]
     date_hierarchy = "start_time"
     ordering = ["-start_time"]
     exclude = ["last_error"]
@@ -90,11 +126,19 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
         "attempts",
         "next_attempt_at",
         "traceback",
+        "recomputes",
+        "recomputed_at",
+        "recompute_reason",
+        "late_items",
     ]
     actions = ["retry_failed_frames", "recompute_frames"]
+    change_list_template = "admin/stream_analysis/frame_change_list.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # frames are created by the coordinator only
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*self.results_urls(), *super().get_urls()]
 
     @admin.display(description="last error")
     def traceback(self, frame: BaseTimeFrame) -> str:

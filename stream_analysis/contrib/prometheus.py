@@ -24,6 +24,11 @@ Metrics (the ``task`` label is the task's key; ``stream`` a stream class's dotte
 - ``stream_analysis_calculate_duration_seconds{task}`` (gauge histogram): the
   ``analysis_time`` of frames calculated in the last ``STREAM_ANALYSIS_METRICS_WINDOW``
   seconds (default 600).
+- ``stream_analysis_recomputes_total{task, reason}`` (counter): frames put back to be
+  calculated again, by reason: ``late`` (items arrived after), ``recompute`` (an
+  operator's), ``retry`` (an operator's retry of a failed frame).
+- ``stream_analysis_late_items_total{task}`` (counter): late items that made frames
+  be recomputed.
 - ``stream_analysis_cleanup_rows_deleted_total{stream}`` (counter): stream rows
   deleted by ``cleanup()``.
 - ``stream_analysis_cleanup_last_run_timestamp_seconds{stream}`` (gauge): Unix
@@ -126,6 +131,25 @@ def task_families(statuses: Iterable[TaskStatus]) -> list[Metric]:
     return [frames, lag, running, last_tick]
 
 
+def trail_families(statuses: Iterable[TaskStatus]) -> list[Metric]:
+    """Recomputes by reason and late items per task (counters; see ``stream_analysis.trail``)."""
+    recomputes = CounterMetricFamily(
+        "stream_analysis_recomputes",
+        "Frames put back to be calculated again, by reason.",
+        labels=["task", "reason"],
+    )
+    late_items = CounterMetricFamily(
+        "stream_analysis_late_items",
+        "Items that arrived after their frame was calculated (and made it recompute).",
+        labels=["task"],
+    )
+    for status in statuses:
+        for reason, frames in sorted(status.recomputes.items()):
+            recomputes.add_metric([status.key, reason], frames)
+        late_items.add_metric([status.key], status.late_items)
+    return [recomputes, late_items]
+
+
 def duration_family(tasks: Iterable[AnalysisTask], window: timedelta) -> Metric:
     """The calculate-duration gauge histogram of every task, over the last ``window``."""
     family = GaugeHistogramMetricFamily(
@@ -178,11 +202,18 @@ class StreamAnalysisCollector(Collector):
     def describe(self) -> list[Metric]:
         # Lets a registry with auto_describe (the global REGISTRY) learn the names
         # without querying the database at registration.
-        return [*task_families([]), duration_family([], timedelta(0)), *cleanup_families([])]
+        return [
+            *task_families([]),
+            *trail_families([]),
+            duration_family([], timedelta(0)),
+            *cleanup_families([]),
+        ]
 
     def collect(self) -> Iterator[Metric]:
         tasks = AnalysisTask.get()
-        yield from task_families(task_status(task) for task in tasks)
+        statuses = [task_status(task) for task in tasks]
+        yield from task_families(statuses)
+        yield from trail_families(statuses)
         window = self.window or timedelta(seconds=float(app_settings.METRICS_WINDOW))
         yield duration_family(tasks, window)
         yield from cleanup_families(CleanupTotal.objects.all())

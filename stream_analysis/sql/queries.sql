@@ -53,13 +53,22 @@ WHERE NOT calculated AND NOT failed AND next_attempt_at > now();
 -- Puts calculated frames back to pending (stale) when an item arrived after their data was
 -- read: each frame at most once per tick, found by its UNIQUE start, so the cost follows the
 -- late items, not the number of frames. Frames before %(keep_from)s may have lost data: kept.
+-- One row per late item in; one row per frame marked out, with its count of late items.
 UPDATE {table} AS f
-SET calculated = false, attempts = 0, next_attempt_at = NULL, last_error = ''
-FROM unnest(%(starts)s::timestamptz[], %(arrived)s::timestamptz[]) AS late(start_time, arrived)
+SET calculated = false, attempts = 0, next_attempt_at = NULL, last_error = '',
+    recomputes = f.recomputes + 1, recomputed_at = now(), recompute_reason = 'late',
+    late_items = f.late_items + late.items
+FROM (
+  SELECT item.start_time, count(*) AS items
+  FROM unnest(%(starts)s::timestamptz[], %(arrived)s::timestamptz[]) AS item(start_time, arrived)
+  JOIN {table} AS g ON g.{start} = item.start_time
+  WHERE g.calculated AND g.calculated_at < item.arrived + %(settle)s::interval
+  GROUP BY item.start_time
+) AS late
 WHERE f.{start} = late.start_time
   AND f.calculated
-  AND f.calculated_at < late.arrived + %(settle)s::interval
-  AND (%(keep_from)s::timestamptz IS NULL OR f.{start} >= %(keep_from)s::timestamptz);
+  AND (%(keep_from)s::timestamptz IS NULL OR f.{start} >= %(keep_from)s::timestamptz)
+RETURNING late.items;
 
 -- try_session_lock --
 -- Held across transactions until session_unlock or the connection ends (a killed worker's

@@ -26,7 +26,13 @@ from django.db import connection
 import stream_analysis
 from actors import tasks
 from tests.conftest import configure_only, wait_until
-from tests.testapp.models import Behaviour, CountFrame, SecondFrame
+from tests.testapp.models import (
+    Behaviour,
+    CountFrame,
+    MinuteOfSeconds,
+    SecondFrame,
+    TenSecondRollup,
+)
 
 from .harness import (
     LONG,
@@ -485,3 +491,44 @@ def test_cleanup_running_all_along_deletes_no_item_a_task_still_needs(
     # And cleanup did delete while the stream ran, and all but the newest frames' items in the end
     assert deleted_while_streaming > 0
     assert cleaner.deleted > run.stream.items * 0.9
+
+
+# -- 8. two levels of rollups, workers killed --------------------------------------------
+
+
+def test_two_levels_of_rollups_stay_consistent_while_workers_are_killed(
+    shared_db, clusters, settings
+):
+    # Given 1 s frames, their 10 s rollup and its minute rollup, on three workers
+    levels = ("seconds", "ten_seconds", "minute_of_seconds")
+    configure_only(settings, *levels)
+    kills = scale(8, 40)
+    rate = 20.0
+    run = Scenario(
+        "8. rollups, SIGKILLs",
+        shared_db,
+        StreamWriter(shared_db, FRAMES, rate),
+        clusters(shared_db, list(levels), TEST_CALCULATE_SLEEP="0.02"),
+    )
+    run.begin(workers=3, threads=3)
+
+    # When random worker processes get SIGKILL all along the stream
+    rng = random.Random(8)
+    begin, every = time.monotonic(), FRAMES / rate / kills
+    for k in range(kills):
+        planned = begin + (k + rng.uniform(0.2, 0.8)) * every
+        time.sleep(max(0.0, planned - time.monotonic()))  # the kill schedule, not a wait
+        run.faults.append(run.cluster.kill_random_worker(rng, wait_for_transaction=1.0))
+
+    # Then each level's every frame is calculated exactly once, with the true sum of its items
+    truth = run.stream.truth
+    verdicts = run.finish(
+        run.seconds_output(),
+        Output("8. rollups, 10-s level", TenSecondRollup._meta.db_table, "TenSecondRollup",
+               window_truth(truth, TenSecondRollup.DURATION)),
+        Output("8. rollups, minute level", MinuteOfSeconds._meta.db_table, "MinuteOfSeconds",
+               window_truth(truth, MinuteOfSeconds.DURATION)),
+    )  # fmt: skip
+    for verdict in verdicts:
+        verdict.notes = f"{kills} SIGKILLs of 3 workers x 3 threads; 3 levels: 1 s, 10 s, 1 min"
+        assert_clean(verdict)

@@ -2,6 +2,9 @@ from django.contrib import admin
 
 from stream_analysis.admin import BaseTimeFrameAdmin
 
-from .models import CountFrame
+from .models import CountFrame, FifteenFrame, HourRollup, MinuteRollup
 
 admin.site.register(CountFrame, BaseTimeFrameAdmin)
+admin.site.register(FifteenFrame, BaseTimeFrameAdmin)
+admin.site.register(MinuteRollup, BaseTimeFrameAdmin)
+admin.site.register(HourRollup, BaseTimeFrameAdmin)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
-from stream_analysis import AbstractStream, BaseTimeFrame
+from stream_analysis import AbstractStream, BaseTimeFrame, FrameStream
 
 
 class Item(models.Model):
@@ -195,3 +195,87 @@ class HalfPastFrame(EventFrame):
 
     DURATION = timedelta(hours=1)
     OFFSET = timedelta(minutes=30)
+
+
+# -- rollups: 15 s frames of arrivals, summed up per minute, then per hour ------------
+
+
+class FifteenFrame(EventFrame):
+    """15 s frames that recompute late items and fail as told by ``Behaviour``."""
+
+    RECOMPUTE_LATE = True
+
+    def calculate(self, stream_data):
+        behave = Behaviour.objects.filter(frame_start=self.start_time).first()
+        if behave is not None and self.attempts < behave.failures:
+            raise RuntimeError(f"planned failure {self.attempts + 1} of {self.start_time}")
+        super().calculate(stream_data)
+
+
+class MinuteRollup(BaseTimeFrame):
+    """The item count per minute, from the 15 s frames' counts."""
+
+    STREAM_CLASS = FrameStream.of(FifteenFrame)
+    DURATION = timedelta(minutes=1)
+
+    item_count = models.IntegerField(default=0)
+    frames = models.IntegerField(default=0)
+    runs = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        # Logged and told to stall like LoggedFrame: a killed attempt must roll this row back.
+        CalculationLog.objects.create(
+            frame_model=type(self).__name__, start_time=self.start_time, pid=os.getpid()
+        )
+        behave = Behaviour.objects.filter(frame_start=self.start_time).first()
+        if behave is not None:
+            LoggedFrame.misbehave(self, behave)  # type: ignore[arg-type]
+        self.item_count = sum(frame.item_count for frame in stream_data)
+        self.frames = len(stream_data)
+        self.runs += 1
+
+
+class HourRollup(BaseTimeFrame):
+    """The item count per hour, from the minutes' counts (a rollup of a rollup)."""
+
+    STREAM_CLASS = FrameStream.of(MinuteRollup)
+    DURATION = timedelta(hours=1)
+
+    item_count = models.IntegerField(default=0)
+    frames = models.IntegerField(default=0)
+    runs = models.IntegerField(default=0)
+
+    def calculate(self, stream_data):
+        totals = stream_data.aggregate(items=models.Sum("item_count"), frames=models.Count("pk"))
+        self.item_count = totals["items"] or 0
+        self.frames = totals["frames"]
+        self.runs += 1
+
+
+# -- rollups of the fault suite: 1 s frames summed per 10 s, then per minute ------------
+
+
+class LoggedRollup(BaseTimeFrame):
+    """Sums its source frames' item_count; logs each calculation (exactly-once checks)."""
+
+    item_count = models.IntegerField(default=0)
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+    def calculate(self, stream_data):
+        CalculationLog.objects.create(
+            frame_model=type(self).__name__, start_time=self.start_time, pid=os.getpid()
+        )
+        time.sleep(float(os.environ.get("TEST_CALCULATE_SLEEP", "0")))
+        self.item_count = sum(frame.item_count for frame in stream_data)
+
+
+class TenSecondRollup(LoggedRollup):
+    STREAM_CLASS = FrameStream.of(SecondFrame)
+    DURATION = timedelta(seconds=10)
+
+
+class MinuteOfSeconds(LoggedRollup):
+    STREAM_CLASS = FrameStream.of(TenSecondRollup)
+    DURATION = timedelta(minutes=1)

@@ -359,7 +359,11 @@ def test_a_frame_meta_that_inherits_the_base_meta_keeps_the_due_index(frame_clas
     model = frame_class(meta=meta)
 
     assert reported() == []
-    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+    assert [index.name for index in model._meta.indexes] == [
+        "probeframe_due",
+        "probeframe_open",
+        "probeframe_redo",
+    ]
 
 
 # -- database, broker, app settings ------------------------------------------------------

@@ -73,6 +73,9 @@ class Command(BaseCommand):
             return
         for line in format_table(STATUS_HEADER, map(status_row, statuses)):
             self.stdout.write(line)
+        for status in statuses:
+            for note in status_notes(status):
+                self.stdout.write(f"{status.key}: {note}")
 
     def recompute(self, key: str | None, start: str | None, end: str | None) -> None:
         usage = "stream_analysis recompute KEY --from ISO --to ISO"
@@ -114,6 +117,17 @@ def refuse_foreign_options(action: str, options: dict[str, Any]) -> None:
     for dest, (owner, flag) in OPTION_ACTIONS.items():
         if options.get(dest) and action != owner:
             raise CommandError(f"{flag} only applies to '{owner}', not to '{action}'.")
+
+
+def status_notes(status: TaskStatus) -> list[str]:
+    """What the table has no column for: a rollup held back, the trail of recomputes."""
+    notes = []
+    if status.held_back_by is not None:
+        notes.append(f"held back by {status.held_back_by}")
+    if any(status.recomputes.values()):
+        reasons = ", ".join(f"{reason} {n}" for reason, n in status.recomputes.items())
+        notes.append(f"recomputed {reasons}; {status.late_items} late items")
+    return notes
 
 
 def status_row(status: TaskStatus) -> list[str]:
