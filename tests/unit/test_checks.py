@@ -294,14 +294,20 @@ def test_event_time_settings_of_the_right_type_pass(frame_class):
     assert reported() == []
 
 
-def test_a_frame_meta_that_does_not_inherit_the_base_meta_still_gets_the_due_index(frame_class):
-    # Given a Meta that forgets BaseTimeFrame.Meta (which declares the index of due frames)
+def test_a_frame_meta_that_does_not_inherit_the_base_meta_still_gets_the_frame_indexes(
+    frame_class,
+):
+    # Given a Meta that forgets BaseTimeFrame.Meta (which declares the frame tables' indexes)
     meta = type("Meta", (), {"app_label": "testapp", "ordering": ["start_time"]})
 
     model = frame_class(meta=meta)
 
     assert reported() == []
-    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+    assert [index.name for index in model._meta.indexes] == [
+        "probeframe_due",
+        "probeframe_open",
+        "probeframe_redo",
+    ]
     assert model._meta.ordering == ["start_time"]
 
 
@@ -320,7 +326,11 @@ def test_an_abstract_parent_whose_meta_does_not_inherit_the_base_meta_keeps_the_
     model = frame_class(base=abstract_frame())
 
     assert reported() == []
-    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+    assert [index.name for index in model._meta.indexes] == [
+        "probeframe_due",
+        "probeframe_open",
+        "probeframe_redo",
+    ]
 
 
 def test_a_lost_due_index_is_w001_naming_the_abstract_class_whose_meta_to_fix(frame_class):
