@@ -12,6 +12,7 @@ from .exceptions import ConfigurationError, StreamAnalysisError, StreamError, Un
 from .streams import AbstractStream
 
 if TYPE_CHECKING:
+    from .model_stream import ModelStream
     from .models import AnalysisTask, BaseTimeFrame, TimedIntervalMixin
     from .retention import cleanup, get_stream_cutoff_times
 
@@ -20,6 +21,7 @@ __all__ = [
     "AnalysisTask",
     "BaseTimeFrame",
     "ConfigurationError",
+    "ModelStream",
     "StreamAnalysisError",
     "StreamError",
     "TimedIntervalMixin",
@@ -31,6 +33,7 @@ __all__ = [
 _LAZY = {
     "AnalysisTask": "models",
     "BaseTimeFrame": "models",
+    "ModelStream": "model_stream",
     "TimedIntervalMixin": "models",
     "cleanup": "retention",
     "get_stream_cutoff_times": "retention",

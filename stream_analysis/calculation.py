@@ -242,9 +242,16 @@ def calculate_batch(
     deadline: float | None = None,
 ) -> int:
     """Claim a batch and calculate it in one transaction. Returns frames claimed."""
+    from . import aggregates, batch_read
+
+    if aggregates.has_aggregates(frame_class):
+        return aggregates.aggregate_batch(
+            frame_class, result, batch_size=batch_size, interrupts=interrupts, deadline=deadline
+        )
     stream = frame_class.get_stream()
     with transaction.atomic():
         claimed = claim_frames(frame_class, batch_size)
+        stream = batch_read.stream_for(frame_class, stream, claimed)
         outcome = calculate_claimed(frame_class, claimed, stream, interrupts, deadline)
     result.add(outcome)
     return len(claimed)
@@ -265,7 +272,7 @@ def calculate_due_frames(
     that are recorded as a failed attempt and then stop the run.
     """
     result = DrainResult()
-    size = batch_size or app_settings.BATCH_SIZE
+    size = batch_size or default_batch_size(frame_class)
     while True:
         claimed = calculate_batch(
             frame_class, result, batch_size=size, interrupts=interrupts, deadline=deadline
@@ -275,6 +282,15 @@ def calculate_due_frames(
         if time.monotonic() >= deadline:
             result.more_due = True
             return result
+
+
+def default_batch_size(frame_class: type[BaseTimeFrame]) -> int:
+    """AGGREGATE_BATCH_SIZE for frames computed by SQL, BATCH_SIZE for the others."""
+    from . import aggregates
+
+    if aggregates.has_aggregates(frame_class):
+        return aggregates.batch_size()
+    return int(app_settings.BATCH_SIZE)
 
 
 def next_retry_at(frame_class: type[BaseTimeFrame]) -> datetime | None:

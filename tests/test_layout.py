@@ -37,6 +37,7 @@ def test_the_public_api_is_exactly_what_the_readme_shows():
             "AnalysisTask",
             "BaseTimeFrame",
             "ConfigurationError",
+            "ModelStream",
             "StreamAnalysisError",
             "StreamError",
             "TimedIntervalMixin",

@@ -76,3 +76,19 @@ SELECT pg_advisory_unlock(%(key)s);
 -- in between while an older one is still open, and the cutoff would pass that open frame.
 SELECT (SELECT min({start}) FROM {table} WHERE NOT calculated),
        (SELECT max({start}) FROM {table} WHERE calculated);
+
+-- aggregate_frames --
+-- Fills frames this transaction claimed (their keys: the last parameter) from ONE grouped read
+-- of their stream rows and marks them calculated, all or nothing; a frame without rows gets the
+-- empty-group values. analysis_time is the frame's share of the statement so far; calculated_at is when
+-- the statement (its snapshot) started, the time its data was read.
+UPDATE {table} AS target SET {assignments},
+  calculated = true, calculated_at = statement_timestamp(),
+  attempts = target.attempts + 1, next_attempt_at = NULL, last_error = '',
+  analysis_time = extract(epoch FROM clock_timestamp() - statement_timestamp()) / %s,
+  cleanup_time = 0
+FROM (SELECT frame.{pk} AS stream_analysis_frame, grouped.*
+      FROM {table} AS frame
+      LEFT JOIN ({grouped}) AS grouped ON grouped.{bucket} = frame.{start}
+      WHERE frame.{pk} = ANY(%s)) AS source
+WHERE target.{pk} = source.stream_analysis_frame;
