@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from stream_analysis.admin import BaseTimeFrameAdmin
 
-from .models import CountFrame
+from .models import CountFrame, FragileSqlFrame
 
 admin.site.register(CountFrame, BaseTimeFrameAdmin)
+admin.site.register(FragileSqlFrame, BaseTimeFrameAdmin)
