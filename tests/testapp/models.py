@@ -319,3 +319,23 @@ class FragileSqlFrame(BaseTimeFrame):
 
     reading_count = models.IntegerField(default=0)
     inverse_sum = models.IntegerField(null=True)
+
+
+class SlowSqlFrame(BaseTimeFrame):
+    """AGGREGATES through testapp_slow_value(), a SQL function a test creates (and slows)."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=10)
+    AGGREGATES = {
+        "reading_count": models.Count("pk"),
+        "total": models.Sum(
+            models.Func(
+                models.F("value"),
+                function="testapp_slow_value",
+                output_field=models.IntegerField(),
+            )
+        ),
+    }
+
+    reading_count = models.IntegerField(default=0)
+    total = models.BigIntegerField(null=True)
