@@ -36,7 +36,7 @@ def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
 def check_batch_path(where: str, frame_class: Any) -> list[checks.CheckMessage]:
     """Every batch-path check of one configured frame class."""
     stream_class = getattr(frame_class, "STREAM_CLASS", None)
-    found = []
+    found: list[checks.CheckMessage] = []
     if isinstance(stream_class, type) and issubclass(stream_class, ModelStream):
         found += check_model_stream(where, stream_class)
     return found + check_aggregates(where, frame_class) + check_batch_read(where, frame_class)
@@ -116,7 +116,7 @@ def check_aggregates(where: str, frame_class: Any) -> list[checks.CheckMessage]:
                 obj=frame_class,
             )
         ]
-    found = []
+    found: list[checks.CheckMessage] = []
     overridden = [
         method
         for method in ("calculate", "cleanup")

@@ -13,13 +13,16 @@ its QuerySet unevaluated (it reads itself, as without batch reads).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
 from . import grid
+from .batch_store import bulk_storable, reload_frames, store_frames, store_row
+from .calculation import BatchOutcome, calculate_claimed, fail_frame, run_frame
 from .model_stream import ModelStream
 from .models import BaseTimeFrame
 from .settings import app_settings
@@ -35,19 +38,70 @@ def uses_batch_reads(frame_class: type[BaseTimeFrame], stream: AbstractStream) -
     )
 
 
-def stream_for(
-    frame_class: type[BaseTimeFrame], stream: AbstractStream, claimed: Sequence[BaseTimeFrame]
-) -> AbstractStream:
-    """The stream the claimed frames read: one that reads by runs when the class opts in."""
-    if not claimed or not uses_batch_reads(frame_class, stream):
-        return stream
-    assert isinstance(stream, ModelStream)
-    return BatchReadStream(
+def calculate_claimed_reading_by_run(
+    frame_class: type[BaseTimeFrame],
+    claimed: Sequence[BaseTimeFrame],
+    stream: AbstractStream,
+    interrupts: tuple[type[BaseException], ...],
+    deadline: float | None = None,
+) -> BatchOutcome:
+    """Calculate claimed BATCH_READ frames: runs read at once, no savepoint per frame.
+
+    The batch runs in one savepoint and is stored with one UPDATE. If a
+    ``calculate()`` raises (or the store fails), the batch is rolled back and run
+    again the usual way, each frame in its own savepoint, so only the failing
+    frame records an attempt; the frames before it then run twice (only one
+    run's writes commit). A time-limit interrupt rolls the batch back and counts
+    an attempt for the frame it interrupted only.
+    """
+    assert isinstance(stream, ModelStream)  # uses_batch_reads() said so
+    reader = BatchReadStream(
         stream,
         [frame.start_time for frame in claimed],
         frame_class.DURATION,
         int(app_settings.BATCH_READ_MAX_ROWS),
     )
+    if not bulk_storable(frame_class):
+        return calculate_claimed(frame_class, claimed, reader, interrupts, deadline)
+    outcome = BatchOutcome()
+    caught: tuple[type[BaseException], ...] = (Exception, *interrupts)
+    try:
+        with transaction.atomic():
+            run_all(frame_class, claimed, reader, outcome, deadline)
+    except caught as error:
+        fresh = reload_frames(frame_class, claimed)
+        if not isinstance(error, interrupts):
+            return calculate_claimed(frame_class, fresh, reader, interrupts, deadline)
+        interrupted = BatchOutcome()
+        fail_frame(fresh[max(outcome.processed, 1) - 1], error, interrupted, interrupts)
+        return interrupted
+    return outcome
+
+
+class NotStorable(Exception):
+    """A frame's values need ``save()`` (an expression such as ``F()``)."""
+
+
+def run_all(
+    frame_class: type[BaseTimeFrame],
+    claimed: Sequence[BaseTimeFrame],
+    reader: AbstractStream,
+    outcome: BatchOutcome,
+    deadline: float | None,
+) -> None:
+    """Run every claimed frame (until ``deadline``) and store them with one UPDATE."""
+    for index, frame in enumerate(claimed):
+        if deadline is not None and index and time.monotonic() >= deadline:
+            outcome.out_of_time = True
+            break
+        outcome.processed += 1
+        run_frame(frame, reader)
+        row = store_row(frame)
+        if row is None:
+            raise NotStorable(frame)
+        outcome.rows.append(row)
+    store_frames(frame_class, outcome.rows)
+    outcome.calculated = len(outcome.rows)
 
 
 class BatchReadStream(AbstractStream):

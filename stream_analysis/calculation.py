@@ -249,10 +249,12 @@ def calculate_batch(
             frame_class, result, batch_size=batch_size, interrupts=interrupts, deadline=deadline
         )
     stream = frame_class.get_stream()
+    calculate = calculate_claimed
+    if batch_read.uses_batch_reads(frame_class, stream):
+        calculate = batch_read.calculate_claimed_reading_by_run
     with transaction.atomic():
         claimed = claim_frames(frame_class, batch_size)
-        stream = batch_read.stream_for(frame_class, stream, claimed)
-        outcome = calculate_claimed(frame_class, claimed, stream, interrupts, deadline)
+        outcome = calculate(frame_class, claimed, stream, interrupts, deadline)
     result.add(outcome)
     return len(claimed)
 

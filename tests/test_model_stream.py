@@ -133,3 +133,21 @@ def test_batch_reads_hold_at_most_the_row_bound_and_a_bigger_frame_reads_itself(
     got = results(BatchReadFrame)
     assert [got[at(7 * f)]["reading_count"] for f in layout] == [4, 9, 2]
     assert got[at(0)] == pytest.approx(expected(list(Reading.objects.filter(taken_at__lt=at(7)))))
+
+
+def test_a_failing_calculate_in_a_batch_read_batch_fails_alone_and_the_others_are_stored():
+    # Given 10 frames of 2 readings each, and a reading in frame 4 that makes calculate() raise
+    readings(*((7 * f + k, "boom" if (f, k) == (4, 1) else "") for f in range(10) for k in (0, 1)))
+    create_frames(BatchReadFrame, T, 10)
+
+    result = calculation.calculate_due_frames(BatchReadFrame, deadline=time.monotonic() + 30)
+
+    # Then the batch ran again frame by frame: 9 stored, the bad one records its attempt
+    assert (result.calculated, result.retrying) == (9, 1)
+    bad = BatchReadFrame.objects.get(calculated=False)
+    assert bad.start_time == at(28) and bad.attempts == 1
+    assert "a 'boom' reading" in bad.last_error
+    counts = set(
+        BatchReadFrame.objects.filter(calculated=True).values_list("reading_count", "attempts")
+    )
+    assert counts == {(2, 1)}

@@ -266,6 +266,8 @@ class PythonResults(ReadingResults):
         abstract = True
 
     def calculate(self, stream_data):
+        if any(reading.tag == "boom" for reading in stream_data):
+            raise RuntimeError(f"a 'boom' reading in {self.start_time}")
         values = [reading.value for reading in stream_data]
         self.reading_count = len(stream_data)
         self.total = sum(values) if values else None
