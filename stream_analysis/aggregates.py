@@ -47,8 +47,8 @@ ALIAS = "stream_analysis_agg_{}"
 #: The largest AGGREGATE_BATCH_SIZE used, whatever the setting says.
 MAX_BATCH_SIZE = 100_000
 
-#: A claimed frame: its primary key and start.
-Key = tuple[Any, datetime]
+#: Claimed back-to-back frames: the first one's start, the last one's end, how many.
+Run = tuple[datetime, datetime, int]
 
 
 class DateBin(models.Func):
@@ -68,32 +68,41 @@ def batch_size() -> int:
     return max(1, min(int(app_settings.AGGREGATE_BATCH_SIZE), MAX_BATCH_SIZE))
 
 
-def claim_keys(frame_class: type[BaseTimeFrame], limit: int) -> list[Key]:
-    """Lock up to ``limit`` due frames (``claim_frames``); their keys and starts."""
+def claim_runs(frame_class: type[BaseTimeFrame], limit: int) -> list[Run]:
+    """Lock up to ``limit`` due frames (``claim_frames``); return them as runs.
+
+    Only the runs cross to Python, not a row per frame: a batch of thousands of
+    frames usually is one run.
+    """
+    claim = queries.query("claim_frames", frame_class).rstrip(";")
+    sql = queries.query("claim_frame_runs", frame_class, claim=claim)
     with connection.cursor() as cursor:
-        cursor.execute(queries.query("claim_frames", frame_class), {"limit": limit})
-        names = [column.name for column in cursor.description]
-        pk = names.index(frame_class._meta.pk.column)
-        start = names.index(frame_class._meta.get_field("start_time").column)
-        return [(row[pk], row[start]) for row in cursor.fetchall()]
+        params: dict[str, Any] = {"limit": limit, "duration": frame_class.DURATION}
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+
+
+def frames_in(runs: Sequence[Run], field: str = "start_time") -> models.Q:
+    """The rows whose ``field`` lies in one of the runs."""
+    spans = models.Q()
+    for first, end, _ in runs:
+        spans |= models.Q(**{f"{field}__gte": first, f"{field}__lt": end})
+    return spans
 
 
 def grouped_rows(
-    frame_class: type[BaseTimeFrame], stream: ModelStream, starts: Sequence[datetime]
+    frame_class: type[BaseTimeFrame], stream: ModelStream, runs: Sequence[Run]
 ) -> models.QuerySet[Any]:
-    """The stream rows of the frames starting at ``starts``, grouped by frame, aggregated."""
-    duration = frame_class.DURATION
-    spans = models.Q()
-    for first, end in grid.contiguous_runs(starts, duration):
-        spans |= models.Q(**{f"{stream.time_field}__gte": first, f"{stream.time_field}__lt": end})
+    """The stream rows of the runs' frames, grouped by frame and aggregated."""
     bucket = DateBin(
-        models.Value(duration, output_field=models.DurationField()),
+        models.Value(frame_class.DURATION, output_field=models.DurationField()),
         models.F(stream.time_field),
-        models.Value(min(starts), output_field=models.DateTimeField()),
+        # A frame start: every row read is at or after it, so the grid is the frames'.
+        models.Value(runs[0][0], output_field=models.DateTimeField()),
     )
     return (
         stream.get_queryset()
-        .filter(spans)
+        .filter(frames_in(runs, stream.time_field))
         .annotate(**{BUCKET: bucket})
         .values(BUCKET)
         .annotate(**aliased(frame_class))
@@ -132,19 +141,18 @@ def empty_values(frame_class: type[BaseTimeFrame], stream: ModelStream) -> list[
 
 
 def aggregate_statement(
-    frame_class: type[BaseTimeFrame], stream: ModelStream, keys: Sequence[Key]
+    frame_class: type[BaseTimeFrame], stream: ModelStream, runs: Sequence[Run]
 ) -> tuple[str, list[Any]]:
-    """The ``aggregate_frames`` statement for the claimed frames ``keys``, and its parameters."""
+    """The ``aggregate_frames`` statement for the claimed ``runs``, and its parameters."""
     quote = connection.ops.quote_name
     types = column_types(frame_class)
-    grouped_sql, grouped_params = grouped_rows(
-        frame_class, stream, [start for _, start in keys]
-    ).query.sql_with_params()
+    grouped_sql, grouped_params = grouped_rows(frame_class, stream, runs).query.sql_with_params()
     assignments = ", ".join(
         f"{quote(str(field.column))} = CASE WHEN source.{quote(BUCKET)} IS NULL "
         f"THEN %s::{types[str(field.column)]} ELSE source.{quote(ALIAS.format(i))} END"
         for i, field in enumerate(result_fields(frame_class))
     )
+    start = quote("start_time")
     sql = queries.query(
         "aggregate_frames",
         frame_class,
@@ -152,26 +160,28 @@ def aggregate_statement(
         grouped=grouped_sql,
         bucket=quote(BUCKET),
         pk=quote(str(frame_class._meta.pk.column)),
+        runs=" OR ".join([f"(frame.{start} >= %s AND frame.{start} < %s)"] * len(runs)),
     )
     params = [
         *empty_values(frame_class, stream),
-        len(keys),
+        sum(count for _, _, count in runs),
         *grouped_params,
-        [pk for pk, _ in keys],
+        *(bound for first, end, _ in runs for bound in (first, end)),
     ]
     return sql, params
 
 
 def aggregate_frames(
-    frame_class: type[BaseTimeFrame], stream: ModelStream, keys: Sequence[Key]
+    frame_class: type[BaseTimeFrame], stream: ModelStream, runs: Sequence[Run]
 ) -> int:
-    """Fill and mark calculated the claimed frames ``keys`` with one statement."""
-    sql, params = aggregate_statement(frame_class, stream, keys)
+    """Fill and mark calculated the frames of the claimed ``runs`` with one statement."""
+    sql, params = aggregate_statement(frame_class, stream, runs)
+    claimed = sum(count for _, _, count in runs)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if cursor.rowcount != len(keys):
-            raise DatabaseError(f"{len(keys) - cursor.rowcount} claimed frames are gone.")
-        return cursor.rowcount
+        if cursor.rowcount != claimed:
+            raise DatabaseError(f"{claimed} frames claimed, {cursor.rowcount} filled.")
+        return claimed
 
 
 def aggregate_batch(
@@ -186,57 +196,59 @@ def aggregate_batch(
     stream = frame_class.get_stream()
     assert isinstance(stream, ModelStream)  # manage.py check says so (E033)
     with transaction.atomic():
-        keys = claim_keys(frame_class, batch_size)
-        outcome = aggregate_claimed(frame_class, stream, keys, interrupts, deadline)
+        runs = claim_runs(frame_class, batch_size)
+        outcome = aggregate_claimed(frame_class, stream, runs, interrupts, deadline)
     result.add(outcome)
-    return len(keys)
+    return sum(count for _, _, count in runs)
 
 
 def aggregate_claimed(
     frame_class: type[BaseTimeFrame],
     stream: ModelStream,
-    keys: Sequence[Key],
+    runs: Sequence[Run],
     interrupts: tuple[type[BaseException], ...],
     deadline: float | None,
 ) -> BatchOutcome:
     """One statement for the batch; if it fails, one statement per frame."""
-    outcome = BatchOutcome(processed=len(keys))
-    if not keys:
+    outcome = BatchOutcome(processed=sum(count for _, _, count in runs))
+    if not runs:
         return outcome
     try:
         with transaction.atomic():
-            outcome.calculated = aggregate_frames(frame_class, stream, keys)
+            outcome.calculated = aggregate_frames(frame_class, stream, runs)
     except DatabaseError as error:
-        _log_batch_failure(frame_class, len(keys), error)
-        return aggregate_each(frame_class, stream, keys, interrupts, deadline)
+        _log_batch_failure(frame_class, outcome.processed, error)
+        return aggregate_each(frame_class, stream, runs, interrupts, deadline)
     except interrupts as error:
         # Rolled back: the frames stay pending, no attempt counted.
-        frame = frame_class._default_manager.get(pk=keys[0][0])
-        outcome.interruption = (frame, error)
+        frame = frame_class._default_manager.filter(frames_in(runs)).first()
+        if frame is not None:
+            outcome.interruption = (frame, error)
     return outcome
 
 
 def aggregate_each(
     frame_class: type[BaseTimeFrame],
     stream: ModelStream,
-    keys: Sequence[Key],
+    runs: Sequence[Run],
     interrupts: tuple[type[BaseException], ...],
     deadline: float | None,
 ) -> BatchOutcome:
     """Run the statement frame by frame, each in its own savepoint; a failure fails one frame."""
     outcome = BatchOutcome()
     caught: tuple[type[BaseException], ...] = (Exception, *interrupts)
-    frames = frame_class._default_manager.in_bulk([pk for pk, _ in keys])
-    for index, key in enumerate(keys):
+    frames = frame_class._default_manager.filter(frames_in(runs)).order_by("-start_time")
+    for index, frame in enumerate(frames):
         if deadline is not None and index and time.monotonic() >= deadline:
             outcome.out_of_time = True
             break
         outcome.processed += 1
         try:
             with transaction.atomic():
-                outcome.calculated += aggregate_frames(frame_class, stream, [key])
+                run = (frame.start_time, frame.end_time, 1)
+                outcome.calculated += aggregate_frames(frame_class, stream, [run])
         except caught as error:
-            fail_frame(frames[key[0]], error, outcome, interrupts)
+            fail_frame(frame, error, outcome, interrupts)
             if outcome.interruption is not None:
                 break
     return outcome
