@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"PostgreSQL {common.server_version()} (database {database}), {os.cpu_count()} cores, "
             f"load average {os.getloadavg()[0]:.2f}, AGGREGATE_BATCH_SIZE="
-            f"{app_settings.AGGREGATE_BATCH_SIZE}, BATCH_SIZE={app_settings.BATCH_SIZE}, "
+            f"{app_settings.AGGREGATE_BATCH_SIZE}, BATCH_READ_BATCH_SIZE="
+            f"{app_settings.BATCH_READ_BATCH_SIZE}, BATCH_SIZE={app_settings.BATCH_SIZE}, "
             f"{args.rows_per_frame} readings per 10 s frame"
         )
         write_readings(max(args.frames, args.calc_frames), args.rows_per_frame)
@@ -236,19 +237,26 @@ def main(argv: list[str] | None = None) -> None:
                 )
             }
             drain_rss = rss.worker_processes_mb()
+            checks = {
+                label: check(frame_class, count, args.rows_per_frame)
+                for label, frame_class, count in (
+                    ("(b)", AggregateFrame, args.frames),
+                    ("(c)", BatchReadFrame, args.calc_frames),
+                    ("(d)", PerFrameFrame, args.calc_frames),
+                )
+            }
             e2e = end_to_end(args, worker, rss) if args.e2e else None
-        report(args, limit_seconds, seconds, drain_rss, e2e)
+        report(args, limit_seconds, seconds, checks, drain_rss, e2e)
 
 
 def report(
     args: argparse.Namespace,
     limit_seconds: float,
     seconds: dict[str, float],
+    checks: dict[str, str],
     drain_rss: list[float],
     e2e: dict[str, Any] | None,
 ) -> None:
-    from bench.benchapp.models import AggregateFrame, BatchReadFrame, PerFrameFrame
-
     limit_rate = args.frames / limit_seconds
     per_frame_rate = args.calc_frames / seconds["per_frame"]
     rows: list[list[object]] = [
@@ -266,12 +274,8 @@ def report(
     print()
     common.print_table(["measurement", "frames", "seconds", "frames/s", "x (a)", "x (d)"], rows)
     print()
-    for label, frame_class, count in (
-        ("(b)", AggregateFrame, args.frames),
-        ("(c)", BatchReadFrame, args.calc_frames),
-        ("(d)", PerFrameFrame, args.calc_frames),
-    ):
-        print(f"check {label}: {check(frame_class, count, args.rows_per_frame)}")
+    for label, verdict in checks.items():
+        print(f"check {label}: {verdict}")
     print("peak RSS of the worker processes while draining: " + _mb(drain_rss))
     if e2e is not None:
         print(

@@ -215,7 +215,11 @@ def check_batch_read(where: str, frame_class: Any) -> list[checks.CheckMessage]:
 
 
 #: Settings of the batch path: (name, largest value).
-SIZES = (("AGGREGATE_BATCH_SIZE", 100_000), ("BATCH_READ_MAX_ROWS", 10_000_000))
+SIZES = (
+    ("AGGREGATE_BATCH_SIZE", 100_000),
+    ("BATCH_READ_BATCH_SIZE", 100_000),
+    ("BATCH_READ_MAX_ROWS", 10_000_000),
+)
 
 
 @checks.register()

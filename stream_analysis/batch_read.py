@@ -116,6 +116,8 @@ class BatchReadStream(AbstractStream):
         self.runs = grid.contiguous_runs(starts, duration)
         #: Frame start -> its rows, oldest first; taken out when handed over.
         self.read: dict[datetime, list[Any]] = {}
+        #: ModelStream.get_stream_data() without its range filter.
+        self.ordered = stream.get_queryset().order_by(stream.time_field, "pk")
 
     def is_stream_empty(self) -> bool:
         return self.stream.is_stream_empty()
@@ -133,16 +135,26 @@ class BatchReadStream(AbstractStream):
         return self.stream.count_before(cutoff_datetime)
 
     def get_stream_data(self, start: datetime, end: datetime) -> models.QuerySet[Any]:
-        data = self.stream.get_stream_data(start, end)
-        if end - start != self.duration:
-            return data
-        if start not in self.read:
+        if end - start == self.duration and start not in self.read:
             self.read_run_down_from(start)
-        rows = self.read.pop(start, None)
-        if rows is not None:
-            data._result_cache = rows  # type: ignore[attr-defined]
-            data._prefetch_done = True  # type: ignore[attr-defined]
-        return data
+        rows = self.read.pop(start, None) if end - start == self.duration else None
+        if rows is None:
+            return self.stream.get_stream_data(start, end)
+        return self.evaluated(start, end, rows)
+
+    def evaluated(self, start: datetime, end: datetime, rows: list[Any]) -> models.QuerySet[Any]:
+        """``get_stream_data(start, end)`` with ``rows`` as its already fetched result.
+
+        Its filter is only compiled if the QuerySet builds a new query (``.filter()``…):
+        Django's deferred filter, as related managers use it.
+        """
+        time_field = self.stream.time_field
+        data = self.ordered._chain()  # type: ignore[attr-defined]
+        data._defer_next_filter = True
+        data = data.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+        data._result_cache = rows
+        data._prefetch_done = True
+        return data  # type: ignore[no-any-return]
 
     def run_start(self, start: datetime) -> datetime | None:
         return next((first for first, end in self.runs if first <= start < end), None)

@@ -287,11 +287,14 @@ def calculate_due_frames(
 
 
 def default_batch_size(frame_class: type[BaseTimeFrame]) -> int:
-    """AGGREGATE_BATCH_SIZE for frames computed by SQL, BATCH_SIZE for the others."""
+    """AGGREGATE_BATCH_SIZE for frames computed by SQL, BATCH_READ_BATCH_SIZE for
+    BATCH_READ frames, BATCH_SIZE for the others."""
     from . import aggregates
 
     if aggregates.has_aggregates(frame_class):
         return aggregates.batch_size()
+    if getattr(frame_class, "BATCH_READ", False) is True:
+        return int(app_settings.BATCH_READ_BATCH_SIZE)
     return int(app_settings.BATCH_SIZE)
 
 

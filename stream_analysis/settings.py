@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     # Frames of an AGGREGATES class filled by one statement (at most 100,000,
     # so that one statement's work and memory stay small).
     "AGGREGATE_BATCH_SIZE": 5_000,
+    # Frames claimed together by BATCH_READ frames (one stream read per run of them).
+    "BATCH_READ_BATCH_SIZE": 500,
     # BATCH_READ frames: stream rows held in memory at once per batch.
     "BATCH_READ_MAX_ROWS": 100_000,
     # Seconds one calculate message may keep claiming frames before it hands
