@@ -14,6 +14,7 @@ from stream_analysis import calculation
 from stream_analysis.calculation import DrainResult
 from tests.batch_data import create_frames, expected, random_readings, results, truth
 from tests.testapp.models import (
+    ArraySqlFrame,
     BatchReadFrame,
     FragileSqlFrame,
     KeptSqlFrame,
@@ -130,3 +131,21 @@ def test_a_failing_aggregates_batch_is_run_frame_by_frame_and_only_the_bad_frame
     assert set(
         FragileSqlFrame.objects.filter(calculated=True).values_list("inverse_sum", flat=True)
     ) == {20}
+
+
+def test_a_postgresql_aggregate_fills_an_array_field_and_an_empty_frame_gets_null():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    create_frames(ArraySqlFrame, start, 3)
+    Reading.objects.bulk_create(
+        Reading(taken_at=start + timedelta(seconds=s), value=v)
+        for s, v in ((0, 5), (3, -2), (9.5, 7), (25, 1))
+    )
+
+    drain(ArraySqlFrame)
+
+    got = dict(ArraySqlFrame.objects.values_list("start_time", "values"))
+    assert got == {
+        start: [-2, 5, 7],
+        start + timedelta(seconds=10): None,
+        start + timedelta(seconds=20): [1],
+    }

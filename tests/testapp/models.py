@@ -10,6 +10,8 @@ import os
 import time
 from datetime import timedelta
 
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -341,3 +343,30 @@ class SlowSqlFrame(BaseTimeFrame):
 
     reading_count = models.IntegerField(default=0)
     total = models.BigIntegerField(null=True)
+
+
+class ArraySqlFrame(BaseTimeFrame):
+    """A PostgreSQL aggregate into an array field: every value of the frame, sorted."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=10)
+    AGGREGATES = {"values": ArrayAgg("value", order_by="value")}
+
+    values = ArrayField(models.IntegerField(), null=True)
+
+
+class ItemModelStream(stream_analysis.ModelStream):
+    """``Item`` rows as a ModelStream (the fault suite's stream)."""
+
+    model = Item
+    time_field = "created_at"
+
+
+class SecondSqlFrame(BaseTimeFrame):
+    """One-second frames counted by AGGREGATES: the fault suite's batch-path task."""
+
+    STREAM_CLASS = ItemModelStream
+    DURATION = timedelta(seconds=1)
+    AGGREGATES = {"item_count": models.Count("pk")}
+
+    item_count = models.IntegerField(default=0)
