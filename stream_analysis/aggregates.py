@@ -35,6 +35,7 @@ from django.db import DatabaseError, connection, models, transaction
 from . import grid, queries
 from .batch_store import column_types
 from .calculation import BatchOutcome, DrainResult, fail_frame
+from .exceptions import ConfigurationError
 from .model_stream import ModelStream
 from .models import BaseTimeFrame
 from .settings import app_settings
@@ -194,7 +195,11 @@ def aggregate_batch(
 ) -> int:
     """Claim a batch and fill it with one statement, in one transaction. Returns frames claimed."""
     stream = frame_class.get_stream()
-    assert isinstance(stream, ModelStream)  # manage.py check says so (E033)
+    if not isinstance(stream, ModelStream):
+        raise ConfigurationError(
+            f"{frame_class.__name__}.AGGREGATES needs a ModelStream, but its STREAM_CLASS "
+            f"{type(stream).__name__} is not one. Run 'manage.py check' (E033)."
+        )
     with transaction.atomic():
         runs = claim_runs(frame_class, batch_size)
         outcome = aggregate_claimed(frame_class, stream, runs, interrupts, deadline)

@@ -149,3 +149,15 @@ def test_a_postgresql_aggregate_fills_an_array_field_and_an_empty_frame_gets_nul
         start + timedelta(seconds=10): None,
         start + timedelta(seconds=20): [1],
     }
+
+
+def test_aggregates_on_a_stream_that_is_not_a_modelstream_is_a_configuration_error(monkeypatch):
+    from stream_analysis import ConfigurationError
+    from tests.testapp.models import ItemStream
+
+    monkeypatch.setattr(SqlFrame, "STREAM_CLASS", ItemStream)
+    create_frames(SqlFrame, FIRST, 2)
+
+    with pytest.raises(ConfigurationError, match="needs a ModelStream"):
+        drain(SqlFrame)
+    assert SqlFrame.due_frames().count() == 2  # nothing claimed for good, nothing lost
