@@ -149,12 +149,11 @@ class BatchReadStream(AbstractStream):
         Django's deferred filter, as related managers use it.
         """
         time_field = self.stream.time_field
-        data = self.ordered._chain()  # type: ignore[attr-defined]
-        data._defer_next_filter = True
-        data = data.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-        data._result_cache = rows
-        data._prefetch_done = True
-        return data  # type: ignore[no-any-return]
+        self.ordered._defer_next_filter = True  # type: ignore[attr-defined]
+        data = self.ordered.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+        data._result_cache = rows  # type: ignore[attr-defined]
+        data._prefetch_done = True  # type: ignore[attr-defined]
+        return data
 
     def run_start(self, start: datetime) -> datetime | None:
         return next((first for first, end in self.runs if first <= start < end), None)

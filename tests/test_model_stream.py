@@ -151,3 +151,19 @@ def test_a_failing_calculate_in_a_batch_read_batch_fails_alone_and_the_others_ar
         BatchReadFrame.objects.filter(calculated=True).values_list("reading_count", "attempts")
     )
     assert counts == {(2, 1)}
+
+
+def test_an_interrupt_in_a_batch_read_batch_counts_one_attempt_and_releases_the_rest():
+    # Given 10 frames, the calculate() of frame 4 raising what the caller treats as an interrupt
+    readings(*((7 * f, "boom" if f == 4 else "") for f in range(10)))
+    create_frames(BatchReadFrame, T, 10)
+
+    result = calculation.calculate_due_frames(
+        BatchReadFrame, deadline=time.monotonic() + 30, interrupts=(RuntimeError,)
+    )
+
+    # Then the run stops; the interrupted frame records an attempt, the others stay pending
+    assert result.interrupted and (result.calculated, result.retrying) == (0, 1)
+    attempts = dict(BatchReadFrame.objects.values_list("start_time", "attempts"))
+    assert attempts == {at(7 * f): int(f == 4) for f in range(10)}
+    assert not BatchReadFrame.objects.filter(calculated=True).exists()
