@@ -13,6 +13,7 @@ its QuerySet unevaluated (it reads itself, as without batch reads).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from .model_stream import ModelStream
 from .models import BaseTimeFrame
 from .settings import app_settings
 from .streams import AbstractStream
+
+logger = logging.getLogger(__name__)
 
 
 def uses_batch_reads(frame_class: type[BaseTimeFrame], stream: AbstractStream) -> bool:
@@ -71,11 +74,21 @@ def calculate_claimed_reading_by_run(
     except caught as error:
         fresh = reload_frames(frame_class, claimed)
         if not isinstance(error, interrupts):
+            _log_rerun(frame_class, error)
             return calculate_claimed(frame_class, fresh, reader, interrupts, deadline)
         interrupted = BatchOutcome()
         fail_frame(fresh[max(outcome.processed, 1) - 1], error, interrupted, interrupts)
         return interrupted
     return outcome
+
+
+def _log_rerun(frame_class: type[BaseTimeFrame], error: BaseException) -> None:
+    logger.info(
+        "a batch of %s failed (%r): running it again frame by frame",
+        frame_class.__name__,
+        error,
+        extra={"action": "batch_read_rerun", "frame_class": frame_class.__name__},
+    )
 
 
 class NotStorable(Exception):
