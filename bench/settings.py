@@ -59,10 +59,27 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "bench.benchapp.models.QuarterHourFrame",
         "autostart": True,
     },
+    "aggregates": {
+        "name": "AGGREGATES: count and average by PostgreSQL",
+        "frame_class_path": "bench.benchapp.models.AggregateFrame",
+        "autostart": True,
+    },
+    "batch_read": {
+        "name": "calculate() with batch reads",
+        "frame_class_path": "bench.benchapp.models.BatchReadFrame",
+        "autostart": True,
+    },
+    "per_frame": {
+        "name": "calculate(), one read per frame",
+        "frame_class_path": "bench.benchapp.models.PerFrameFrame",
+        "autostart": True,
+    },
 }
 
 if "STREAM_ANALYSIS_BATCH_SIZE" in os.environ:
     STREAM_ANALYSIS_BATCH_SIZE = int(os.environ["STREAM_ANALYSIS_BATCH_SIZE"])
+if "STREAM_ANALYSIS_AGGREGATE_BATCH_SIZE" in os.environ:
+    STREAM_ANALYSIS_AGGREGATE_BATCH_SIZE = int(os.environ["STREAM_ANALYSIS_AGGREGATE_BATCH_SIZE"])
 if "STREAM_ANALYSIS_TIME_BUDGET" in os.environ:
     STREAM_ANALYSIS_TIME_BUDGET = float(os.environ["STREAM_ANALYSIS_TIME_BUDGET"])
 

@@ -14,6 +14,7 @@ from .rollups import FrameStream
 from .streams import AbstractStream
 
 if TYPE_CHECKING:
+    from .model_stream import ModelStream
     from .models import AnalysisTask, BaseTimeFrame, TimedIntervalMixin
     from .retention import cleanup, get_stream_cutoff_times
 
@@ -23,6 +24,7 @@ __all__ = [
     "BaseTimeFrame",
     "ConfigurationError",
     "FrameStream",
+    "ModelStream",
     "StreamAnalysisError",
     "StreamError",
     "TimedIntervalMixin",
@@ -34,6 +36,7 @@ __all__ = [
 _LAZY = {
     "AnalysisTask": "models",
     "BaseTimeFrame": "models",
+    "ModelStream": "model_stream",
     "TimedIntervalMixin": "models",
     "cleanup": "retention",
     "get_stream_cutoff_times": "retention",

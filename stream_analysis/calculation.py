@@ -242,10 +242,24 @@ def calculate_batch(
     deadline: float | None = None,
 ) -> int:
     """Claim a batch and calculate it in one transaction. Returns frames claimed."""
+    from . import aggregates, batch_read
+
+    if aggregates.has_aggregates(frame_class):
+        with queries.table_required(frame_class):
+            return aggregates.aggregate_batch(
+                frame_class,
+                result,
+                batch_size=batch_size,
+                interrupts=interrupts,
+                deadline=deadline,
+            )
     stream = frame_class.get_stream()
+    calculate = calculate_claimed
+    if batch_read.uses_batch_reads(frame_class, stream):
+        calculate = batch_read.calculate_claimed_reading_by_run
     with queries.table_required(frame_class), transaction.atomic():
         claimed = claim_frames(frame_class, batch_size)
-        outcome = calculate_claimed(frame_class, claimed, stream, interrupts, deadline)
+        outcome = calculate(frame_class, claimed, stream, interrupts, deadline)
     result.add(outcome)
     return len(claimed)
 
@@ -266,7 +280,7 @@ def calculate_due_frames(
     whose table is missing raises ConfigurationError, naming the fix.
     """
     result = DrainResult()
-    size = batch_size or app_settings.BATCH_SIZE
+    size = batch_size or default_batch_size(frame_class)
     while True:
         claimed = calculate_batch(
             frame_class, result, batch_size=size, interrupts=interrupts, deadline=deadline
@@ -276,6 +290,18 @@ def calculate_due_frames(
         if time.monotonic() >= deadline:
             result.more_due = True
             return result
+
+
+def default_batch_size(frame_class: type[BaseTimeFrame]) -> int:
+    """AGGREGATE_BATCH_SIZE for frames computed by SQL, BATCH_READ_BATCH_SIZE for
+    BATCH_READ frames, BATCH_SIZE for the others."""
+    from . import aggregates
+
+    if aggregates.has_aggregates(frame_class):
+        return aggregates.batch_size()
+    if getattr(frame_class, "BATCH_READ", False) is True:
+        return int(app_settings.BATCH_READ_BATCH_SIZE)
+    return int(app_settings.BATCH_SIZE)
 
 
 def next_retry_at(frame_class: type[BaseTimeFrame]) -> datetime | None:

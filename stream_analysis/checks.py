@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
+from .batch_checks import check_batch_path
 from .models import DUE_INDEX_SUFFIX
 from .settings import DEFAULTS, app_settings
 
@@ -146,6 +147,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
         + check_event_time(where, frame_class)
         + check_due_index(frame_class)
         + check_original_hooks(where, frame_class)
+        + check_batch_path(where, frame_class)
     )
 
 

@@ -211,3 +211,20 @@ def lock_key(*parts: str) -> int:
     """A signed 64-bit advisory-lock key derived from text (never SQL built from it)."""
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def contiguous_runs(
+    starts: Iterable[datetime], duration: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` of each run of back-to-back frames among ``starts`` (any order).
+
+    Frames that follow each other merge into one span, so a batch of frames
+    claimed newest first reads its stream in as few ranges as possible.
+    """
+    runs: list[tuple[datetime, datetime]] = []
+    for start in sorted(set(starts)):
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], start + duration)
+        else:
+            runs.append((start, start + duration))
+    return runs

@@ -143,6 +143,13 @@ class BaseTimeFrame(TimedIntervalMixin):
     RECOMPUTE_LATE: ClassVar[bool] = False
     #: Shift of the frame grid: hourly frames with OFFSET = 30 min start at :30.
     OFFSET: ClassVar[timedelta] = timedelta(0)
+    #: Result field -> Django aggregate (``Count("pk")``, ``Avg("value")``…) over the
+    #: frame's rows of a ModelStream, computed by PostgreSQL for a whole batch of
+    #: frames at once, instead of ``calculate()`` (see docs/batch-path.md).
+    AGGREGATES: ClassVar[dict[str, Any] | None] = None
+    #: ``calculate()`` frames on a ModelStream: read the stream once per run of
+    #: claimed frames instead of once per frame (see docs/batch-path.md).
+    BATCH_READ: ClassVar[bool] = False
 
     start_time = models.DateTimeField(unique=True)
     calculated = models.BooleanField(default=False, db_default=False)

@@ -14,6 +14,13 @@ from django.conf import settings as django_settings
 DEFAULTS: dict[str, Any] = {
     # Frames claimed and committed together; each runs in its own savepoint.
     "BATCH_SIZE": 20,
+    # Frames of an AGGREGATES class filled by one statement (at most 100,000,
+    # so that one statement's work and memory stay small).
+    "AGGREGATE_BATCH_SIZE": 5_000,
+    # Frames claimed together by BATCH_READ frames (one stream read per run of them).
+    "BATCH_READ_BATCH_SIZE": 500,
+    # BATCH_READ frames: stream rows held in memory at once per batch.
+    "BATCH_READ_MAX_ROWS": 100_000,
     # Seconds one calculate message may keep claiming frames before it hands
     # over to a fresh message (keeps periodic ticks from starving).
     "TIME_BUDGET": 10.0,

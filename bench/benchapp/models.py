@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from django.db import models
 
-from stream_analysis import AbstractStream, BaseTimeFrame, FrameStream
+from stream_analysis import AbstractStream, BaseTimeFrame, FrameStream, ModelStream
 
 
 class SyntheticStream(AbstractStream):
@@ -175,3 +175,56 @@ class QuarterHourFrame(BaseTimeFrame):
         totals = stream_data.aggregate(items=models.Sum("item_count"), frames=models.Count("pk"))
         self.item_count = totals["items"] or 0
         self.frames = totals["frames"]
+
+
+# -- the batch path (bench.aggregates): one stream, four ways to the same results ----------
+
+
+class ReadingModelStream(ModelStream):
+    """``Reading`` rows as a ModelStream."""
+
+    model = Reading
+    time_field = "created_at"
+
+
+class ReadingResults(BaseTimeFrame):
+    """10 s frames of ``Reading``: how many, and their average value."""
+
+    STREAM_CLASS = ReadingModelStream
+    DURATION = timedelta(seconds=10)
+
+    item_count = models.IntegerField(default=0)
+    average = models.FloatField(null=True)
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+
+class AggregateFrame(ReadingResults):
+    """(b) computed by PostgreSQL, a batch at a time."""
+
+    AGGREGATES = {"item_count": models.Count("pk"), "average": models.Avg("value")}
+
+
+class CalculatedResults(ReadingResults):
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+    def calculate(self, stream_data):
+        values = [reading.value for reading in stream_data]
+        self.item_count = len(values)
+        self.average = sum(values) / len(values) if values else None
+
+
+class BatchReadFrame(CalculatedResults):
+    """(c) calculate(), one stream read per run of claimed frames."""
+
+    BATCH_READ = True
+
+
+class PerFrameFrame(CalculatedResults):
+    """(d) calculate(), one stream read per frame."""
+
+
+class LimitFrame(ReadingResults):
+    """(a) the target of the hand-written statement (no task)."""

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from stream_analysis.admin import BaseTimeFrameAdmin
 
-from .models import DemoTimeFrame, Tweet
+from .models import DemoAggregateFrame, DemoTimeFrame, Tweet
 
 
 @admin.register(Tweet)
@@ -15,3 +15,8 @@ class TweetAdmin(admin.ModelAdmin):
 @admin.register(DemoTimeFrame)
 class DemoTimeFrameAdmin(BaseTimeFrameAdmin):
     list_display = [*BaseTimeFrameAdmin.list_display, "item_count"]
+
+
+@admin.register(DemoAggregateFrame)
+class DemoAggregateFrameAdmin(BaseTimeFrameAdmin):
+    list_display = [*BaseTimeFrameAdmin.list_display, "tweet_count", "average_length"]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.db import models
+from django.db.models.functions import Length
 
 import stream_analysis
 
@@ -69,3 +70,28 @@ class DemoTimeFrame(stream_analysis.BaseTimeFrame):
     def calculate(self, stream_data):
         # store the result of our "calculation"
         self.item_count = len(stream_data)
+
+
+# The batch path: the same tweets as a ModelStream, and results computed by PostgreSQL.
+
+
+class TweetModelStream(stream_analysis.ModelStream):
+    """Tweets as a ready-made stream: the model and its time column are enough."""
+
+    model = Tweet
+    time_field = "created_at"
+
+
+class DemoAggregateFrame(stream_analysis.BaseTimeFrame):
+    """Tweets per 15 s and their average length, a whole batch of frames per SQL statement."""
+
+    STREAM_CLASS = TweetModelStream
+    DURATION = timedelta(seconds=15)
+
+    tweet_count = models.IntegerField(default=0)
+    average_length = models.FloatField(null=True, blank=True)
+
+    AGGREGATES = {
+        "tweet_count": models.Count("pk"),
+        "average_length": models.Avg(Length("text")),
+    }

@@ -72,6 +72,11 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "demo.models.DemoTimeFrame",
         "autostart": True,
     },
+    "demo_sql": {
+        "name": "Demo Analysis by SQL (AGGREGATES)",
+        "frame_class_path": "demo.models.DemoAggregateFrame",
+        "autostart": True,
+    },
 }
 
 # propagate=False: under dramatiq, whose root handler would print every line twice.

@@ -85,3 +85,33 @@ SELECT pg_advisory_unlock(%(key)s);
 -- in between while an older one is still open, and the cutoff would pass that open frame.
 SELECT (SELECT min({start}) FROM {table} WHERE NOT calculated),
        (SELECT max({start}) FROM {table} WHERE calculated);
+
+-- claim_frame_runs --
+-- Claims exactly as claim_frames (the same statement, inside) and returns what was claimed as
+-- runs of back-to-back frames, oldest first: (first start, end of the last frame, frames).
+WITH claimed AS (
+{claim}
+)
+SELECT min({start}), max({start}) + %(duration)s::interval, count(*)
+FROM (SELECT {start}, {start} - row_number() OVER (ORDER BY {start}) * %(duration)s::interval
+        AS island
+      FROM claimed) AS numbered
+GROUP BY island
+ORDER BY 1;
+
+-- aggregate_frames --
+-- Fills the frames this transaction claimed (every frame in the claimed runs: they hold no
+-- other, frames being unique by start) from ONE grouped read of their stream rows and marks them calculated,
+-- all or nothing; a frame without rows gets the empty-group values. analysis_time is the
+-- frame's share of the statement so far; calculated_at is when the statement (its snapshot)
+-- started: when its data was read.
+UPDATE {table} AS target SET {assignments},
+  calculated = true, calculated_at = statement_timestamp(),
+  attempts = target.attempts + 1, next_attempt_at = NULL, last_error = '',
+  analysis_time = extract(epoch FROM clock_timestamp() - statement_timestamp()) / %s,
+  cleanup_time = 0
+FROM (SELECT frame.{pk} AS stream_analysis_frame, grouped.*
+      FROM {table} AS frame
+      LEFT JOIN ({grouped}) AS grouped ON grouped.{bucket} = frame.{start}
+      WHERE {runs}) AS source
+WHERE target.{pk} = source.stream_analysis_frame;

@@ -1,4 +1,4 @@
-"""Importable homes for the classes that tests/test_checks.py builds.
+"""Importable homes for the classes that tests/unit/test_checks.py builds.
 
 A test puts a model it defines (in an isolated app registry, so no migration
 is needed) on this module with ``monkeypatch.setattr``; the check then finds it

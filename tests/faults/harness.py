@@ -473,6 +473,11 @@ def read_frames(db: Database, table: str) -> dict[datetime, FrameRow]:
     return {row[0]: FrameRow(*row) for row in db.rows(sql)}
 
 
+def committed_attempts(frames: dict[datetime, FrameRow]) -> dict[datetime, int]:
+    """Attempts per calculated frame: its committed runs when no attempt failed."""
+    return {start: frame.attempts for start, frame in frames.items() if frame.calculated}
+
+
 def read_calculations(db: Database, model: str) -> dict[datetime, int]:
     """Committed calculate() runs per frame start (CalculationLog rows)."""
     sql = f"SELECT start_time, count(*) FROM {LOG_TABLE} WHERE frame_model = %s GROUP BY 1"
@@ -531,10 +536,16 @@ def judge(
     model: str,
     truth: dict[datetime, int],
     faults: int,
+    logged: bool = True,
 ) -> Verdict:
-    """Read every frame of ``table`` back and compare it with the stream's ``truth``."""
+    """Read every frame of ``table`` back and compare it with the stream's ``truth``.
+
+    ``logged``: the model's calculate() writes a CalculationLog row per run. Frames
+    computed by SQL (AGGREGATES) write none: their committed runs are their attempts
+    (right where no attempt fails on purpose).
+    """
     frames = read_frames(db, table)
-    runs = read_calculations(db, model)
+    runs = read_calculations(db, model) if logged else committed_attempts(frames)
     verdict = Verdict(scenario, len(truth), faults)
     verdict.extra = sorted(set(frames) - set(truth))
     for start, true_count in sorted(truth.items()):

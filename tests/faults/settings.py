@@ -13,6 +13,15 @@ from actors.broker import broker_settings
 from tests.settings import *  # noqa: F403
 from tests.settings import ANALYSIS_TIME_FRAME_TASKS as ALL_TASKS
 
+ALL_TASKS = {
+    **ALL_TASKS,
+    # The batch path among the scenarios: SecondFrame's stream, counted by AGGREGATES.
+    "seconds_sql": {
+        "name": "Second counts by AGGREGATES",
+        "frame_class_path": "tests.testapp.models.SecondSqlFrame",
+        "autostart": True,
+    },
+}
 ANALYSIS_TIME_FRAME_TASKS = {
     key: {**ALL_TASKS[key], "autostart": True}
     for key in os.environ.get("FAULT_TASKS", "seconds").split(",")

@@ -31,6 +31,7 @@ from tests.testapp.models import (
     CountFrame,
     MinuteOfSeconds,
     SecondFrame,
+    SecondSqlFrame,
     TenSecondRollup,
 )
 
@@ -57,6 +58,7 @@ from .harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.workers, pytest.mark.timeout(scale(300, 2400))]
 
 SECONDS = SecondFrame._meta.db_table
+SECONDS_SQL = SecondSqlFrame._meta.db_table
 COUNTS = CountFrame._meta.db_table
 FRAMES = scale(500, 3000)
 #: Seconds to wait for every frame to be done once the stream has ended.
@@ -71,6 +73,8 @@ class Output:
     table: str
     model: str
     truth: dict[datetime, int]
+    #: False for AGGREGATES frames, which write no CalculationLog rows.
+    logged: bool = True
 
 
 @dataclass
@@ -110,7 +114,7 @@ class Scenario:
             for output in outputs:
                 verdict = judge(
                     output.label, self.db, output.table, output.model, output.truth,
-                    len(self.faults),
+                    len(self.faults), logged=output.logged,
                 )  # fmt: skip
                 done_at = latest_done(self.db, output.table)
                 verdict.catch_up = None if done_at is None else done_at - last_item
@@ -142,8 +146,9 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(shared_db
         "1. workers SIGKILLed",
         shared_db,
         StreamWriter(shared_db, FRAMES, rate),
-        # every frame takes 30 ms: batches keep transactions open for a kill to cut
-        clusters(shared_db, ["seconds"], TEST_CALCULATE_SLEEP="0.03"),
+        # every frame takes 30 ms: batches keep transactions open for a kill to cut;
+        # the same stream is also counted by AGGREGATES (the batch path)
+        clusters(shared_db, ["seconds", "seconds_sql"], TEST_CALCULATE_SLEEP="0.03"),
     )
     run.begin(workers=3, threads=3)
 
@@ -155,8 +160,13 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(shared_db
         time.sleep(max(0.0, planned - time.monotonic()))  # the kill schedule, not a wait
         run.faults.append(run.cluster.kill_random_worker(rng, wait_for_transaction=1.0))
 
-    # Then every frame is calculated exactly once, with its true count
-    (verdict,) = run.finish()
+    # Then every frame of both tasks is calculated exactly once, with its true count
+    aggregated = Output(
+        "1. workers SIGKILLed, AGGREGATES", SECONDS_SQL, "SecondSqlFrame", run.stream.truth,
+        logged=False,
+    )  # fmt: skip
+    verdict, sql_verdict = run.finish(run.seconds_output(), aggregated)
+    assert_clean(sql_verdict)
     verdict.recovery = first_calculated_after(shared_db, SECONDS, [f.until for f in run.faults])
     cut = sum(1 for fault in run.faults if fault.open_transactions)
     verdict.notes = (

@@ -2,9 +2,10 @@ from django.contrib import admin
 
 from stream_analysis.admin import BaseTimeFrameAdmin
 
-from .models import CountFrame, FifteenFrame, HourRollup, MinuteRollup
+from .models import CountFrame, FifteenFrame, FragileSqlFrame, HourRollup, MinuteRollup
 
 admin.site.register(CountFrame, BaseTimeFrameAdmin)
 admin.site.register(FifteenFrame, BaseTimeFrameAdmin)
 admin.site.register(MinuteRollup, BaseTimeFrameAdmin)
 admin.site.register(HourRollup, BaseTimeFrameAdmin)
+admin.site.register(FragileSqlFrame, BaseTimeFrameAdmin)

@@ -10,9 +10,13 @@ import os
 import time
 from datetime import timedelta
 
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+import stream_analysis
 from stream_analysis import AbstractStream, BaseTimeFrame, FrameStream
 
 
@@ -279,3 +283,174 @@ class TenSecondRollup(LoggedRollup):
 class MinuteOfSeconds(LoggedRollup):
     STREAM_CLASS = FrameStream.of(TenSecondRollup)
     DURATION = timedelta(minutes=1)
+
+
+# -- the batch path: a ModelStream, AGGREGATES and batch reads ------------------------
+
+
+class Reading(models.Model):
+    """A stream item with a value, a tag and the wall-clock time it was stored."""
+
+    taken_at = models.DateTimeField(db_index=True)
+    arrived_at = models.DateTimeField(db_index=True, default=timezone.now)
+    value = models.IntegerField(default=0)
+    tag = models.CharField(max_length=20, default="", blank=True)
+
+
+class ReadingStream(stream_analysis.ModelStream):
+    model = Reading
+    time_field = "taken_at"
+    arrival_field = "arrived_at"
+
+
+class KeptReadingStream(ReadingStream):
+    """Only the readings tagged 'keep'."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(tag="keep")
+
+
+#: The results, as SQL computes them (also what ReadingResults.calculate() computes).
+READING_AGGREGATES = {
+    "reading_count": models.Count("pk"),
+    "total": models.Sum("value"),
+    "average": models.Avg("value"),
+    "lowest": models.Min("value"),
+    "tagged": models.Count("pk", filter=models.Q(tag="x")),
+    "total_or_zero": Coalesce(models.Sum("value"), 0),
+}
+
+
+class ReadingResults(BaseTimeFrame):
+    """Frames of 7 s from 3 s past the epoch's grid, and the results of READING_AGGREGATES."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=7)
+    OFFSET = timedelta(seconds=3)
+
+    reading_count = models.IntegerField(default=0)
+    total = models.BigIntegerField(null=True)
+    average = models.FloatField(null=True)
+    lowest = models.IntegerField(null=True)
+    tagged = models.IntegerField(default=0)
+    total_or_zero = models.BigIntegerField(default=0)
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+
+class SqlFrame(ReadingResults):
+    """Results computed by PostgreSQL, a batch at a time."""
+
+    AGGREGATES = READING_AGGREGATES
+
+
+class PythonResults(ReadingResults):
+    """The same results from calculate(), which also uses the QuerySet API of its argument."""
+
+    class Meta(BaseTimeFrame.Meta):
+        abstract = True
+
+    def calculate(self, stream_data):
+        if any(reading.tag == "boom" for reading in stream_data):
+            raise RuntimeError(f"a 'boom' reading in {self.start_time}")
+        values = [reading.value for reading in stream_data]
+        self.reading_count = len(stream_data)
+        self.total = sum(values) if values else None
+        self.average = sum(values) / len(values) if values else None
+        self.lowest = min(values, default=None)
+        self.tagged = stream_data.filter(tag="x").count()
+        self.total_or_zero = stream_data.aggregate(v=Coalesce(models.Sum("value"), 0))["v"]
+
+
+class PythonFrame(PythonResults):
+    """calculate() with one stream read per frame."""
+
+
+class BatchReadFrame(PythonResults):
+    """calculate() with one stream read per run of claimed frames."""
+
+    BATCH_READ = True
+
+
+class LateSqlFrame(ReadingResults):
+    """AGGREGATES frames recomputed when a late reading arrives."""
+
+    AGGREGATES = READING_AGGREGATES
+    LATENESS = timedelta(seconds=10)
+    RECOMPUTE_LATE = True
+
+
+class IdleSqlFrame(ReadingResults):
+    """AGGREGATES frames closed by the wall clock once the stream is quiet for 30 s."""
+
+    AGGREGATES = READING_AGGREGATES
+    IDLE_TIMEOUT = timedelta(seconds=30)
+
+
+class KeptSqlFrame(ReadingResults):
+    """AGGREGATES over the readings tagged 'keep' only."""
+
+    STREAM_CLASS = KeptReadingStream
+    AGGREGATES = READING_AGGREGATES
+
+
+class FragileSqlFrame(BaseTimeFrame):
+    """100 / value summed: a frame with a reading of value 0 fails (division by zero)."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=10)
+    AGGREGATES = {
+        "reading_count": models.Count("pk"),
+        "inverse_sum": models.Sum(models.Value(100) / models.F("value")),
+    }
+
+    reading_count = models.IntegerField(default=0)
+    inverse_sum = models.IntegerField(null=True)
+
+
+class SlowSqlFrame(BaseTimeFrame):
+    """AGGREGATES through testapp_slow_value(), a SQL function a test creates (and slows)."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=10)
+    AGGREGATES = {
+        "reading_count": models.Count("pk"),
+        "total": models.Sum(
+            models.Func(
+                models.F("value"),
+                function="testapp_slow_value",
+                output_field=models.IntegerField(),
+            )
+        ),
+    }
+
+    reading_count = models.IntegerField(default=0)
+    total = models.BigIntegerField(null=True)
+
+
+class ArraySqlFrame(BaseTimeFrame):
+    """A PostgreSQL aggregate into an array field: every value of the frame, sorted."""
+
+    STREAM_CLASS = ReadingStream
+    DURATION = timedelta(seconds=10)
+    AGGREGATES = {"values": ArrayAgg("value", order_by="value")}
+
+    values = ArrayField(models.IntegerField(), null=True)
+
+
+class ItemModelStream(stream_analysis.ModelStream):
+    """``Item`` rows as a ModelStream (the fault suite's stream)."""
+
+    model = Item
+    time_field = "created_at"
+
+
+class SecondSqlFrame(BaseTimeFrame):
+    """One-second frames counted by AGGREGATES: the fault suite's batch-path task."""
+
+    STREAM_CLASS = ItemModelStream
+    DURATION = timedelta(seconds=1)
+    AGGREGATES = {"item_count": models.Count("pk")}
+
+    item_count = models.IntegerField(default=0)

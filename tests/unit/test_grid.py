@@ -444,3 +444,18 @@ def test_late_arrivals_are_grouped_by_frame_with_their_last_arrival():
 def test_naive_arrival_times_are_rejected():
     with pytest.raises(StreamError, match="naive"):
         late_frame_starts([(at(1), datetime(2026, 2, 1))], S15)
+
+
+def test_contiguous_runs_merge_back_to_back_frames_in_any_order():
+    from stream_analysis.grid import contiguous_runs
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    step = timedelta(seconds=10)
+    starts = [t0 + step * i for i in (7, 1, 2, 0, 5, 2)]  # newest first or not, a duplicate
+
+    assert contiguous_runs(starts, step) == [
+        (t0, t0 + 3 * step),
+        (t0 + 5 * step, t0 + 6 * step),
+        (t0 + 7 * step, t0 + 8 * step),
+    ]
+    assert contiguous_runs([], step) == []

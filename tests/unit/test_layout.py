@@ -38,6 +38,7 @@ def test_the_public_api_is_exactly_what_the_readme_shows():
             "BaseTimeFrame",
             "ConfigurationError",
             "FrameStream",
+            "ModelStream",
             "StreamAnalysisError",
             "StreamError",
             "TimedIntervalMixin",
