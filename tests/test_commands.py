@@ -23,13 +23,14 @@ from django.core.management.base import CommandError
 
 from actors import queue, tasks
 from stream_analysis import AnalysisTask, backfill, coordinator
+from stream_analysis.management import base
 from stream_analysis.management.base import (
     format_duration,
     format_table,
     format_time,
     parse_time,
 )
-from tests.conftest import REPO, at, wait_until, worker_env
+from tests.conftest import REPO, at, configure_only, wait_until, worker_env
 from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -471,7 +472,8 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
 
 @pytest.mark.django_db
 def test_recompute_puts_every_frame_overlapping_the_range_back_to_pending():
-    # Given calculated frames 0..75, one failed, and the range [20, 50)
+    # Given calculated frames 0..75 whose data is stored, one failed, and the range [20, 50)
+    items(0)
     frames(CountFrame, 0, 15, 30, 60, 75, calculated=True, calculated_at=at(200))
     frames(CountFrame, 45, failed=True, attempts=3, last_error="Traceback ...")
 
@@ -492,6 +494,7 @@ def test_recompute_puts_every_frame_overlapping_the_range_back_to_pending():
 
 @pytest.mark.django_db
 def test_recompute_takes_a_time_without_offset_as_utc():
+    items(0)
     frames(CountFrame, 0, 15, calculated=True)
 
     out = run("stream_analysis", "recompute", "counts", "--from", "2026-01-01T00:00:15",
@@ -503,6 +506,7 @@ def test_recompute_takes_a_time_without_offset_as_utc():
 
 @pytest.mark.django_db
 def test_recompute_of_a_stopped_task_says_its_frames_wait():
+    items(0)
     frames(MinuteFrame, 0, calculated=True)
 
     out = run("stream_analysis", "recompute", "minutely", "--from", "2026-01-01",
@@ -548,6 +552,125 @@ def test_recompute_twice_queues_each_frame_once_and_workers_calculate_it_once(wo
     assert sorted(runs.values_list("start_time", flat=True)) == [at(15), at(30), at(45)]
     assert CountFrame.objects.get(start_time=at(15)).item_count == 0
     assert CountFrame.objects.get(start_time=at(0)).item_count == 0  # untouched
+
+
+RECOMPUTE_ALL = ("stream_analysis", "recompute", "counts", "--from", "2026-01-01",
+                 "--to", "2026-01-02")  # fmt: skip
+
+
+def item_counts() -> dict:
+    return dict(CountFrame.objects.values_list("start_time", "item_count"))
+
+
+@pytest.mark.workers
+def test_recompute_refuses_frames_whose_data_was_cleaned_up_and_marks_them_if_told(
+    workers, settings
+):
+    # Given four frames of 15 items each, calculated by a real worker
+    configure_only(settings, "counts")
+    items(*(s + k for s in range(0, 60, 15) for k in range(15)), 60)
+    workers.start(processes=1, threads=2)
+    tasks.coordinate.send("counts")
+    wait_until(lambda: CountFrame.objects.filter(calculated=True).count() == 4, 60, "4 frames")
+    assert set(item_counts().values()) == {15}
+    # And a real cleanup that deleted the items of the first three
+    assert run("cleanup_streams") == "Deleted 45 stream items.\n"
+
+    # When all four are recomputed, they are refused, and nothing changes
+    with pytest.raises(CommandError) as refused:
+        run(*RECOMPUTE_ALL)
+
+    assert str(refused.value) == (
+        "counts: 3 of the 4 frames start before 2026-01-01 00:00:45 UTC, the frame of the "
+        "stream's earliest stored item: their data may have been cleaned up, and recomputing "
+        "them would replace their results with partial ones. Nothing changed. Start --from "
+        "there, or pass --allow-missing-data to recompute them anyway, marked missing_data."
+    )
+    assert CountFrame.objects.filter(calculated=True).count() == 4
+    # When told, they are recomputed by the worker and marked missing_data
+    out = run(*RECOMPUTE_ALL, "--allow-missing-data")
+
+    assert out.splitlines()[1] == "3 of them may have lost stream data: marked missing_data."
+    wait_until(
+        lambda: CountFrame.objects.filter(calculated=True).count() == 4, 60, "the recompute"
+    )
+    marked = CountFrame.objects.filter(missing_data=True).order_by("start_time")
+    assert [(f.start_time, f.item_count) for f in marked] == [(at(0), 0), (at(15), 0), (at(30), 0)]
+    assert CountFrame.objects.get(start_time=at(45)).item_count == 15
+
+
+@pytest.mark.django_db
+def test_recompute_dry_run_says_what_would_change_and_changes_nothing():
+    items(20)
+    frames(CountFrame, 0, 15, 30, calculated=True)
+    frames(CountFrame, 45)
+
+    out = run(*RECOMPUTE_ALL, "--dry-run")
+
+    assert out.splitlines() == [
+        "counts: recompute would put 4 frames overlapping [2026-01-01 00:00:00, 2026-01-02 "
+        "00:00:00) UTC back to pending (3 of them calculated: their results are replaced; "
+        "1 start before 2026-01-01 00:00:15 UTC and may have lost their stream data).",
+        "Dry run: nothing changed.",
+    ]
+    assert starts(CountFrame, calculated=True) == [at(0), at(15), at(30)]
+
+
+@pytest.mark.django_db
+def test_recompute_above_the_threshold_without_a_terminal_needs_yes(monkeypatch):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 3)
+    items(0)
+    frames(CountFrame, 0, 15, 30, 45, calculated=True)
+
+    with pytest.raises(CommandError) as refused:
+        run(*RECOMPUTE_ALL)
+
+    assert str(refused.value) == (
+        "counts: recompute would reset 4 frames (more than 3) and nobody is at a terminal to "
+        "confirm: pass --yes, or narrow --from/--to (--dry-run shows what would change)."
+    )
+    assert CountFrame.objects.filter(calculated=True).count() == 4
+    assert run(*RECOMPUTE_ALL, "--yes").startswith("counts: 4 frames overlapping")
+    assert CountFrame.objects.filter(calculated=True).count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("answer", "left_calculated"), [("y\n", 0), ("n\n", 4), ("\n", 4)])
+def test_recompute_above_the_threshold_asks_on_a_terminal(monkeypatch, answer, left_calculated):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 3)
+    monkeypatch.setattr(sys, "stdin", TerminalInput(answer))
+    items(0)
+    frames(CountFrame, 0, 15, 30, 45, calculated=True)
+
+    try:
+        run(*RECOMPUTE_ALL)
+    except CommandError as cancelled:
+        assert str(cancelled) == "Cancelled: nothing changed."
+
+    assert CountFrame.objects.filter(calculated=True).count() == left_calculated
+
+
+class TerminalInput(StringIO):
+    """Standard input that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "end", "option"),
+    [("0001-01-01", "9999-12-31", "--from"), ("2026-01-01", "9999-12-31", "--to"),
+     ("2026-01-01", "9999-12-31T23:59:59-05:00", "--to")],
+)  # fmt: skip
+def test_recompute_with_a_date_near_the_ends_of_the_calendar_changes_nothing(start, end, option):
+    items(0)
+    frames(CountFrame, 0, 15, calculated=True)
+
+    with pytest.raises(CommandError, match=f"^{option} '.*' is out of range: give a time from "):
+        run("stream_analysis", "recompute", "counts", "--from", start, "--to", end)
+
+    assert starts(CountFrame, calculated=True) == [at(0), at(15)]
 
 
 # -- cleanup_streams --dry-run ---------------------------------------------------------
@@ -674,6 +797,7 @@ BAD_DATES = {
     "--from": ["--from", "yesterday", "--to", "2026-01-02T00:00:00Z"],
     "--to": ["--from", "2026-01-01T00:00:00Z", "--to", "2026-13-01"],
 }
+FAR_DATES = ["--from", "0001-01-01", "--to", "9999-12-31"]
 
 
 @pytest.fixture(scope="module")
@@ -693,6 +817,7 @@ def cli(django_db_setup) -> dict[str, subprocess.CompletedProcess[str]]:
         {f"bad {option}": ["stream_analysis", "recompute", "counts", *argv]
          for option, argv in BAD_DATES.items()}
     )  # fmt: skip
+    argvs["far dates"] = ["stream_analysis", "recompute", "counts", *FAR_DATES]
     env = worker_env()
     procs = {
         name: subprocess.Popen(
@@ -763,3 +888,14 @@ def test_recompute_with_a_bad_date_prints_one_line_naming_the_format(cli, option
     (line,) = error_lines(result)
     assert line.startswith(f"CommandError: {option} ")
     assert "is not an ISO 8601 time: write e.g. 2026-01-01T10:00:00Z" in line
+
+
+def test_recompute_with_dates_at_the_ends_of_the_calendar_prints_one_line(cli):
+    result = cli["far dates"]
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert error_lines(result) == [
+        "CommandError: --from '0001-01-01' is out of range: give a time from 1000-01-01 to "
+        "before 9000-01-01 (UTC)."
+    ]
