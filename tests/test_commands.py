@@ -244,7 +244,7 @@ def test_clear_queue_deletes_the_pending_frames_of_one_task():
     frames(CountFrame, 30, 45)
     frames(FlakyFrame, 30)
 
-    out = run("clear_queue", "counts")
+    out = run("clear_queue", "counts", "--force")
 
     assert out == "Cleared 0 queued messages and 2 pending frames.\n"
     assert starts(CountFrame) == [at(0), at(15)]
@@ -256,10 +256,61 @@ def test_clear_queue_also_deletes_the_tasks_queued_messages():
     tasks.calculate.send("counts")
     tasks.calculate.send("flaky")
 
-    out = run("clear_queue", "counts")
+    out = run("clear_queue", "counts", "--force")
 
     assert out == "Cleared 1 queued messages and 0 pending frames.\n"
     assert queue.count_queued(tasks.QUEUE, tasks.calculate.actor_name, "flaky") == 1
+
+
+@pytest.mark.django_db
+def test_clear_queue_refuses_a_running_task_whose_frames_would_not_come_back():
+    # Given a running task with five pending frames older than its newest calculated one
+    items(*range(0, 120, 10))
+    frames(CountFrame, *range(0, 75, 15))
+    frames(CountFrame, 75, calculated=True)
+
+    with pytest.raises(CommandError) as refused:
+        run("clear_queue", "counts")
+
+    assert str(refused.value) == (
+        "counts is running: clear_queue would delete 5 pending frames, of which 5 frames from "
+        "2026-01-01 00:00:00 to 2026-01-01 00:01:15 UTC would never be created again (ticks "
+        "only create frames after the newest remaining one, 2026-01-01 00:01:15 UTC) and the "
+        "next cleanup may delete their stream data. Stop it first ('stream_analysis stop "
+        "counts'), or pass --force."
+    )
+    assert CountFrame.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_clear_queue_with_force_says_exactly_which_frames_will_not_come_back():
+    items(*range(0, 120, 10))
+    frames(CountFrame, *range(0, 75, 15))
+    frames(CountFrame, 75, calculated=True)
+
+    out = run("clear_queue", "counts", "--force")
+
+    assert out.splitlines() == [
+        "Cleared 0 queued messages and 5 pending frames.",
+        "Of those, 5 frames from 2026-01-01 00:00:00 to 2026-01-01 00:01:15 UTC will never be "
+        "created again (ticks only create frames after the newest remaining one, 2026-01-01 "
+        "00:01:15 UTC) and the next cleanup may delete their stream data. 'backfill_analysis "
+        "counts' recreates them while their stream data lasts.",
+    ]
+    # And that is so: the next tick creates none of them
+    coordinator.tick(AnalysisTask.require("counts"))
+    assert starts(CountFrame) == [at(75), at(90)]
+
+
+@pytest.mark.django_db
+def test_clear_queue_of_a_stopped_task_needs_no_force_and_still_says_what_is_lost():
+    run("stream_analysis", "stop", "counts")
+    frames(CountFrame, 0)
+    frames(CountFrame, 15, calculated=True)
+
+    out = run("clear_queue", "counts")
+
+    assert out.splitlines()[1].startswith("Of those, 1 frames from 2026-01-01 00:00:00 to")
 
 
 # -- cleanup_streams -------------------------------------------------------------------
@@ -761,6 +812,8 @@ def test_times_given_on_the_command_line_are_iso_8601_and_utc_without_offset(tex
     [
         ("stream_analysis", "Start, stop, list, show the status of, or recompute"),
         ("clear_queue", "Delete a task's pending frames"),
+        ("clear_queue", "is never created again"),
+        ("clear_queue", "Refuses on a running task unless --force"),
         ("cleanup_streams", "Delete stream data that every task"),
         ("backfill_analysis", "Create every missing frame"),
     ],
