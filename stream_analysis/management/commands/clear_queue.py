@@ -40,9 +40,10 @@ class Command(BaseCommand):
         messages, frames = task.clear_queue()
         self.stdout.write(f"Cleared {messages} queued messages and {frames} pending frames.")
         if lost:
+            lost = lost.format(verb="will")
             self.stdout.write(
-                f"Of those, {lost.format(verb='will')}. 'backfill_analysis {task.key}' recreates them while "
-                "their stream data lasts."
+                f"Of those, {lost}. 'backfill_analysis {task.key}' recreates them while their "
+                "stream data lasts."
             )
 
 
@@ -58,8 +59,12 @@ def describe_lost(task: AnalysisTask) -> str:
     newest_kept = kept.aggregate(v=models.Max("start_time"))["v"]
     if newest_kept is None:
         return ""
-    lost = frame_class.due_frames().filter(start_time__lt=newest_kept).aggregate(
-        count=models.Count("pk"), first=models.Min("start_time"), last=models.Max("start_time")
+    lost = (
+        frame_class.due_frames()
+        .filter(start_time__lt=newest_kept)
+        .aggregate(
+            count=models.Count("pk"), first=models.Min("start_time"), last=models.Max("start_time")
+        )
     )
     if not lost["count"]:
         return ""
