@@ -97,7 +97,9 @@ def coordinate(key: str) -> None:
         return
     # The tick has committed: the workers these messages wake can see its frames.
     top_up(key, result.due)
-    if result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
+    if result.capped:
+        coordinate.send(key)  # the frames past MAX_FRAMES_PER_TICK, at once
+    elif result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
         send_rearm(key, result.rearm_in)
 
 

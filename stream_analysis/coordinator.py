@@ -41,6 +41,8 @@ class TickResult:
     rearm_in: float | None = None
     #: Calculated frames put back to pending because late items arrived.
     recomputed: int = 0
+    #: More frames are due than ``MAX_FRAMES_PER_TICK`` let this tick create: tick again.
+    capped: bool = False
 
 
 def stream_latest(stream: AbstractStream) -> datetime | None:
@@ -57,6 +59,74 @@ def stream_bounds(stream: AbstractStream) -> tuple[datetime, datetime] | None:
     if earliest is None or latest is None:
         return None
     return earliest, latest
+
+
+#: How close the search for the latest trusted item gets (the database's resolution).
+MICROSECOND = timedelta(microseconds=1)
+
+
+def future_limit(now: datetime) -> datetime | None:
+    """The latest stream time trusted at ``now`` (``FUTURE_TOLERANCE``); None: no limit."""
+    tolerance = app_settings.FUTURE_TOLERANCE
+    return None if tolerance is None else now + timedelta(seconds=tolerance)
+
+
+def has_items(stream: AbstractStream, start: datetime, end: datetime) -> bool:
+    """Whether the stream holds an item in ``[start, end)`` (one EXISTS for a queryset)."""
+    data = stream.get_stream_data(start, end)
+    exists = getattr(data, "exists", None)
+    return bool(exists()) if callable(exists) else len(data) > 0
+
+
+def latest_before(stream: AbstractStream, earliest: datetime, limit: datetime) -> datetime | None:
+    """The time of the stream's latest item before ``limit`` (None: there is none).
+
+    A bisection of ``[earliest, limit)`` by :func:`has_items`, to the microsecond:
+    about 50 index probes on a queryset stream. Only run while an item lies
+    beyond ``limit``, which ``get_latest_stream_time()`` cannot look past.
+    """
+    low, high = earliest, limit
+    if low >= high or not has_items(stream, low, high):
+        return None
+    while high - low > MICROSECOND:
+        middle = low + (high - low) / 2
+        if has_items(stream, middle, limit):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def trusted_bounds(
+    stream: AbstractStream, bounds: tuple[datetime, datetime], now: datetime
+) -> tuple[datetime, datetime] | None:
+    """``bounds`` with the latest time brought back within ``FUTURE_TOLERANCE`` of ``now``.
+
+    The stream's latest time is its clock: one item stamped in the year 2100
+    would close every frame up to then. Returns None when no item is trusted.
+    """
+    earliest = grid.require_aware(bounds[0], "get_earliest_stream_time()")
+    latest = grid.require_aware(bounds[1], "get_latest_stream_time()")
+    limit = future_limit(now)
+    if limit is None or latest <= limit:
+        return bounds
+    trusted = latest_before(stream, earliest, limit)
+    return None if trusted is None else (earliest, trusted)
+
+
+def report_future_item(task: AnalysisTask, latest: datetime, now: datetime) -> None:
+    """Log, once per new latest time, that the stream's newest item lies in the future."""
+    logger.error(
+        "task %r: the stream's latest item is at %s, more than STREAM_ANALYSIS_FUTURE_TOLERANCE "
+        "(%s s) after now (%s): frames are closed only up to the latest item before now + "
+        "that tolerance. Correct or delete that item, or raise STREAM_ANALYSIS_FUTURE_TOLERANCE "
+        "(None: no limit) if the stream's times are meant to run ahead of the clock.",
+        task.key,
+        latest.isoformat(),
+        app_settings.FUTURE_TOLERANCE,
+        now.isoformat(timespec="seconds"),
+        extra={"action": "future_item", "task": task.key, "item_time": latest.isoformat()},
+    )
 
 
 def insert_frames(frame_class: type[BaseTimeFrame], planned: grid.FrameRange) -> int:
@@ -121,20 +191,50 @@ def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
         return TickResult(task.key, running=False)
     frame_class = task.get_frame_class()
     now = timezone.now()
-    created, rearm_in = 0, None
     newest = newest_frame_start(frame_class)
     check_grid(task, frame_class, newest)
-    bounds = stream_bounds(frame_class.get_stream())
-    watermark = None
-    if bounds is not None:
-        watermark = observe_watermark(task, bounds[1], frame_class.IDLE_TIMEOUT, now)
-        created = create_closed_frames(frame_class, bounds[0], watermark, newest)
+    watermark, created, capped = follow_stream(task, frame_class, newest, now)
     rearm_in = rearm_seconds(frame_class, watermark)
     recomputed = mark_late_frames(task, frame_class, now) if frame_class.RECOMPUTE_LATE else 0
     task.last_tick_at = now
     task.save(update_fields=[*TICK_STATE])
     due = count_due(frame_class, count_limit)
-    return TickResult(task.key, created=created, due=due, rearm_in=rearm_in, recomputed=recomputed)
+    return TickResult(
+        task.key,
+        created=created,
+        due=due,
+        rearm_in=rearm_in,
+        recomputed=recomputed,
+        capped=capped,
+    )
+
+
+def follow_stream(
+    task: AnalysisTask, frame_class: type[BaseTimeFrame], newest: datetime | None, now: datetime
+) -> tuple[datetime | None, int, bool]:
+    """Read the stream's bounds, note its watermark, create the frames it closes.
+
+    Returns (the watermark, None for an empty or untrusted stream; frames created;
+    whether ``MAX_FRAMES_PER_TICK`` left some for the next tick).
+    """
+    stream = frame_class.get_stream()
+    bounds = stream_bounds(stream)
+    if bounds is None:
+        return None, 0, False
+    trusted = trusted_bounds(stream, bounds, now)
+    if trusted != bounds and task.stream_latest != bounds[1]:
+        report_future_item(task, bounds[1], now)
+    watermark = observe_watermark(
+        task,
+        bounds[1],
+        frame_class.IDLE_TIMEOUT,
+        now,
+        trusted=None if trusted is None else trusted[1],
+    )
+    if trusted is None or watermark is None:
+        return watermark, 0, False
+    created, capped = create_closed_frames(frame_class, trusted[0], watermark, newest)
+    return watermark, created, capped
 
 
 #: The task's fields a tick writes; start/stop and re-arms write others.
@@ -175,12 +275,23 @@ def check_grid(
 
 
 def observe_watermark(
-    task: AnalysisTask, latest: datetime, idle_timeout: timedelta | None, now: datetime
-) -> datetime:
-    """Note when the stream's latest time last moved; return the time to close frames to."""
+    task: AnalysisTask,
+    latest: datetime,
+    idle_timeout: timedelta | None,
+    now: datetime,
+    *,
+    trusted: datetime | None,
+) -> datetime | None:
+    """Note when the stream's latest time last moved; return the time to close frames to.
+
+    ``trusted`` is the latest time within ``FUTURE_TOLERANCE`` (``latest`` itself
+    unless an item lies beyond it); None: no item is trusted, nothing closes.
+    """
     if task.stream_latest != latest:
         task.stream_latest, task.stream_latest_seen_at = latest, now
-    return grid.idle_watermark(latest, task.stream_latest_seen_at, now, idle_timeout)
+    if trusted is None:
+        return None
+    return grid.idle_watermark(trusted, task.stream_latest_seen_at, now, idle_timeout)
 
 
 def create_closed_frames(
@@ -188,8 +299,12 @@ def create_closed_frames(
     earliest: datetime,
     watermark: datetime,
     newest: datetime | None,
-) -> int:
-    """Insert every frame closed by ``watermark`` after ``newest`` (the newest frame's start)."""
+) -> tuple[int, bool]:
+    """Insert the frames closed by ``watermark`` after ``newest`` (the newest frame's start),
+    at most ``MAX_FRAMES_PER_TICK`` of them, oldest first.
+
+    Returns (frames created, whether more are due than the cap let it create).
+    """
     planned = grid.frames_to_create(
         duration=frame_class.DURATION,
         earliest=earliest,
@@ -199,7 +314,10 @@ def create_closed_frames(
         lateness=frame_class.LATENESS,
     )
     if planned is None:
-        return 0
+        return 0, False
+    capped = planned.count > app_settings.MAX_FRAMES_PER_TICK
+    if capped:
+        planned = next(planned.chunks(app_settings.MAX_FRAMES_PER_TICK))
     created = insert_frames(frame_class, planned)
     if created:
         logger.info(
@@ -209,7 +327,7 @@ def create_closed_frames(
             planned.last,
             extra={"action": "create_frames", "frame_class": frame_class.__name__},
         )
-    return created
+    return created, capped
 
 
 def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime | None) -> float | None:
