@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from . import coordinator, grid, operations
 from .models import AnalysisTask, BaseTimeFrame
@@ -20,8 +21,14 @@ BACKFILL_CHUNK = 10_000
 
 
 def backfill_plan(frame_class: type[BaseTimeFrame]) -> grid.FrameRange | None:
-    """Every closed frame over the whole stream, existing ones included (None: empty)."""
-    bounds = coordinator.stream_bounds(frame_class.get_stream())
+    """Every closed frame over the whole stream, existing ones included (None: empty).
+
+    Items beyond now + ``FUTURE_TOLERANCE`` are not followed, as in a tick.
+    """
+    stream = frame_class.get_stream()
+    bounds = coordinator.stream_bounds(stream)
+    if bounds is not None:
+        bounds = coordinator.trusted_bounds(stream, bounds, timezone.now())
     if bounds is None:
         return None
     return grid.backfill_frames(

@@ -343,13 +343,19 @@ def test_cleanup_streams_keeps_everything_while_a_task_has_no_frames():
 # -- backfill_analysis -----------------------------------------------------------------
 
 
+def backfilled(*args: str) -> str:
+    """``backfill_analysis <args>``'s output after the plan it prints first."""
+    return "".join(line for line in run("backfill_analysis", *args).splitlines(True)
+                   if ": plan: " not in line)  # fmt: skip
+
+
 @pytest.mark.django_db
 def test_backfill_creates_every_missing_frame_over_the_whole_stream():
     # Given a stream with a gap (nothing between 40 and 100) and one frame already done
     items(1, 40, 100)
     frames(CountFrame, 15, calculated=True)
 
-    out = run("backfill_analysis", "counts")
+    out = backfilled("counts")
 
     # Then every closed 15 s frame exists, the gap's included; the done one is kept
     assert out == "counts: created 5 frames, reset 0.\n"
@@ -361,9 +367,9 @@ def test_backfill_creates_every_missing_frame_over_the_whole_stream():
 @pytest.mark.django_db
 def test_backfill_twice_creates_nothing_the_second_time():
     items(1, 100)
-    run("backfill_analysis", "counts")
+    backfilled("counts")
 
-    assert run("backfill_analysis", "counts") == "counts: created 0 frames, reset 0.\n"
+    assert backfilled("counts") == "counts: created 0 frames, reset 0.\n"
 
 
 @pytest.mark.django_db
@@ -372,7 +378,7 @@ def test_backfill_with_force_queues_done_and_failed_frames_again():
     frames(CountFrame, 0, calculated=True, analysis_time=1.0)
     frames(CountFrame, 15, failed=True, attempts=3, last_error="Traceback ...")
 
-    out = run("backfill_analysis", "counts", "--force")
+    out = backfilled("counts", "--force")
 
     assert out == "counts: created 1 frames, reset 2.\n"
     frame = CountFrame.objects.get(start_time=at(15))
@@ -389,7 +395,7 @@ def test_backfill_with_force_queues_done_and_failed_frames_again():
 def test_backfill_without_a_key_fills_every_task():
     items(1, 100)
 
-    out = run("backfill_analysis")
+    out = backfilled()
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -401,14 +407,14 @@ def test_backfill_without_a_key_fills_every_task():
 
 @pytest.mark.django_db
 def test_backfill_of_an_empty_stream_creates_nothing():
-    assert run("backfill_analysis", "minutely") == "minutely: created 0 frames, reset 0.\n"
+    assert backfilled("minutely") == "minutely: created 0 frames, reset 0.\n"
 
 
 @pytest.mark.django_db
 def test_backfill_with_no_wait_returns_right_after_creating():
     items(1, 100)
 
-    out = run("backfill_analysis", "counts", "--no-wait")
+    out = backfilled("counts", "--no-wait")
 
     assert out == "counts: created 6 frames, reset 0.\n"
     assert CountFrame.objects.filter(calculated=False).count() == 6
@@ -420,7 +426,7 @@ def test_backfill_creates_frames_in_chunks_and_says_how_many_overall(monkeypatch
     items(1, 100)
     frames(CountFrame, 15, calculated=True)
 
-    out = run("backfill_analysis", "counts", "--force")
+    out = backfilled("counts", "--force")
 
     assert out == "counts: created 5 frames, reset 1.\n"
     assert starts(CountFrame) == [at(s) for s in (0, 15, 30, 45, 60, 75)]
@@ -462,7 +468,7 @@ def test_backfill_with_wait_returns_once_the_workers_have_calculated_every_frame
     items(1, 100)
     workers.start(processes=1, threads=4)
 
-    out = run("backfill_analysis", "counts", "--wait")
+    out = backfilled("counts", "--wait")
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -479,7 +485,7 @@ def test_backfill_with_wait_does_not_wait_for_a_stopped_task():
     items(1, 100)
     run("stream_analysis", "stop", "counts")
 
-    out = run("backfill_analysis", "counts", "--wait")
+    out = backfilled("counts", "--wait")
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -500,8 +506,8 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
         text=True,
     )
     assert proc.stdout is not None
-    seen = [proc.stdout.readline(), proc.stdout.readline()]
-    assert seen[1].startswith("Waiting for 6 frames"), seen
+    seen = [proc.stdout.readline() for _ in range(3)]  # the plan, the result, the wait
+    assert seen[2].startswith("Waiting for 6 frames"), seen
 
     # When the user presses Ctrl-C
     os.kill(proc.pid, signal.SIGINT)
@@ -516,6 +522,110 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
     # And the frames are all there, pending, with a coordinator tick queued for them
     assert starts(CountFrame, calculated=False) == [at(s) for s in range(0, 90, 15)]
     assert queue.count_queued(tasks.QUEUE, tasks.coordinate.actor_name, "counts") == 1
+
+
+@pytest.mark.django_db
+def test_backfill_prints_its_plan_before_it_starts():
+    items(1, 100)
+
+    out = run("backfill_analysis", "--force")
+
+    assert out.splitlines()[:3] == [
+        "counts: plan: 6 frames of 15s from 2026-01-01 00:00:00 to 2026-01-01 00:01:30 UTC "
+        "(calculated and failed ones are recalculated).",
+        "flaky: plan: 6 frames of 15s from 2026-01-01 00:00:00 to 2026-01-01 00:01:30 UTC "
+        "(calculated and failed ones are recalculated).",
+        "minutely: plan: 1 frames of 1m10s from 2026-01-01 00:00:00 to 2026-01-01 00:01:10 "
+        "UTC (calculated and failed ones are recalculated).",
+    ]
+
+
+@pytest.mark.django_db
+def test_backfill_does_not_follow_an_item_dated_2100():
+    items(1, 100)
+    Item.objects.create(created_at=at(0).replace(year=2100))
+
+    out = run("backfill_analysis", "counts")
+
+    assert out.splitlines()[0].startswith("counts: plan: 6 frames of 15s from 2026-01-01")
+    assert starts(CountFrame)[-1] == at(75)
+
+
+@pytest.mark.django_db
+def test_backfill_above_the_threshold_without_a_terminal_refuses_and_creates_nothing(monkeypatch):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 5)
+    items(1, 100)
+
+    with pytest.raises(CommandError) as refused:
+        run("backfill_analysis", "counts")
+
+    assert str(refused.value) == (
+        "backfill_analysis would cover 6 frames (more than 5) and nobody is at a terminal to "
+        "confirm: pass --yes."
+    )
+    assert CountFrame.objects.count() == 0
+    assert backfilled("counts", "--yes") == "counts: created 6 frames, reset 0.\n"
+
+
+def backfill_in_a_child(stdin: object) -> subprocess.Popen[str]:
+    """``backfill_analysis counts --no-wait`` in a child process reading ``stdin``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "backfill_analysis", "counts", "--no-wait"],
+        cwd=REPO,
+        env=worker_env(PYTHONUNBUFFERED="1"),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+BIG_STREAM = (0, 15 * (base.CONFIRM_ABOVE + 1))  # one frame more than the threshold
+
+
+@pytest.mark.usefixtures("live_db")
+def test_backfill_above_the_threshold_in_a_script_prints_its_plan_and_one_line():
+    items(*BIG_STREAM)
+
+    proc = backfill_in_a_child(subprocess.DEVNULL)
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode != 0
+    assert stdout.startswith("counts: plan: 10001 frames of 15s from 2026-01-01 00:00:00 to ")
+    assert [line for line in stderr.splitlines() if line.strip()] == [
+        "CommandError: backfill_analysis would cover 10001 frames (more than 10000) and nobody "
+        "is at a terminal to confirm: pass --yes."
+    ]
+    assert CountFrame.objects.count() == 0
+
+
+@pytest.mark.usefixtures("live_db")
+@pytest.mark.parametrize(("answer", "created"), [("y", 10001), ("n", 0)])
+def test_backfill_above_the_threshold_on_a_terminal_asks_first(answer, created):
+    import pty
+
+    items(*BIG_STREAM)
+    terminal, child_end = pty.openpty()
+    try:
+        proc = backfill_in_a_child(child_end)
+        os.close(child_end)
+        assert proc.stdout is not None
+        asked = ""  # read from the pipe itself: communicate() skips a wrapper's buffer
+        while "[y/N] " not in asked and proc.poll() is None:
+            asked += os.read(proc.stdout.fileno(), 4096).decode()
+        os.write(terminal, f"{answer}\n".encode())
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+
+    assert asked.startswith("counts: plan: 10001 frames of 15s from 2026-01-01 00:00:00 to ")
+    assert asked.endswith("\nBackfill 10001 frames? [y/N] ")
+    assert "Traceback" not in stderr
+    assert CountFrame.objects.count() == created
+    if created:
+        assert stdout == "counts: created 10001 frames, reset 0.\n"
+    else:
+        assert stderr.strip() == "CommandError: Cancelled: nothing changed."
 
 
 # -- stream_analysis recompute ---------------------------------------------------------
@@ -816,6 +926,7 @@ def test_times_given_on_the_command_line_are_iso_8601_and_utc_without_offset(tex
         ("clear_queue", "Refuses on a running task unless --force"),
         ("cleanup_streams", "Delete stream data that every task"),
         ("backfill_analysis", "Create every missing frame"),
+        ("backfill_analysis", "It first prints its plan (frames and range per task)"),
     ],
 )
 def test_help_of_each_command_exits_zero_and_explains_it(capsys, command, text):
