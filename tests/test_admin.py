@@ -435,6 +435,18 @@ def test_recompute_refuses_frames_whose_data_was_cleaned_up_unless_told(operator
     assert CountFrame.objects.get(start_time=at(30)).missing_data is False
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["start_time__year=9999", "start_time__year=9999&start_time__month=12",
+     "start_time__year=9999&start_time__month=12&start_time__day=31"],
+)  # fmt: skip
+def test_a_date_at_the_end_of_the_calendar_in_the_frame_list_is_a_bad_lookup(staff_client, query):
+    response = staff_client.get(f"{FRAMES}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{FRAMES}?e=1"
+
+
 # -- actions while a worker holds the frame ---------------------------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -106,6 +107,16 @@ class BaseTimeFrameAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # frames are created by the coordinator only
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # Django's date hierarchy adds a day, a month or a year to the date in the
+        # URL: in 9999 that overflows (OverflowError, or ValueError for the year).
+        # Treat it as the bad lookup it is (the admin redirects to the list with
+        # ?e=1) rather than as a server error.
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
 
     @admin.display(description="last error")
     def traceback(self, frame: BaseTimeFrame) -> str:
