@@ -17,6 +17,9 @@ _DJANGO_ONLY = ("cursor_factory", "context", "prepare_threshold")
 #: with DATABASES written by hand (libpq ignores them on a Unix socket).
 KEEPALIVES = {**KEEPALIVE_OPTIONS, "tcp_user_timeout": 10000}
 
+#: Default size of a worker process's broker connection pool (``max_connections``).
+POOL_SIZE = 16
+
 
 def connection_kwargs(alias: str = "default") -> dict[str, Any]:
     """libpq keywords for the database ``alias``, exactly as Django connects to it.
@@ -44,7 +47,7 @@ class DjangoPostgresBroker(PostgresBroker):
     """
 
     def __init__(
-        self, *, database_alias: str = "default", max_connections: int = 16, **options: Any
+        self, *, database_alias: str = "default", max_connections: int = POOL_SIZE, **options: Any
     ) -> None:
         self.database_alias = database_alias
         self.schema = options.get("schema") or "dramatiq"
@@ -67,6 +70,7 @@ class DjangoPostgresBroker(PostgresBroker):
 #: The middleware a stream_analysis worker needs, written out: django-dramatiq's
 #: default list names Prometheus, which does not import on dramatiq 2, and an
 #: empty list would build a broker without retries, time limits or periodiq.
+#: ConnectionBudget warns at start when a worker is too big for the server.
 MIDDLEWARE = [
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
@@ -76,6 +80,7 @@ MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "periodiq.PeriodiqMiddleware",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    "actors.sizing.ConnectionBudget",
 ]
 
 

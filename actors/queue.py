@@ -1,4 +1,4 @@
-"""Read and trim the broker's queue table for one task's messages."""
+"""Read and trim the broker's queue table for one task's messages (SQL in ``sql/queue.sql``)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,9 @@ import dramatiq
 from django.db import connection
 from dramatiq.common import dq_name
 
+from stream_analysis.queries import named_queries
+
 from .broker import DjangoPostgresBroker
-
-_COUNT = """
-SELECT count(*) FROM {table}
-WHERE queue_name = ANY(%s) AND "state" = 'queued'
-  AND message->>'actor_name' = %s AND message->'args'->>0 = %s
-"""
-
-_DELETE = """
-DELETE FROM {table}
-WHERE queue_name = ANY(%s) AND "state" = 'queued'
-  AND message->>'actor_name' = ANY(%s) AND message->'args'->>0 = %s
-"""
 
 
 def _queue_table() -> str | None:
@@ -28,6 +18,10 @@ def _queue_table() -> str | None:
         return None
     quote = connection.ops.quote_name
     return f"{quote(broker.schema)}.{quote(broker.prefix + 'queue')}"
+
+
+def _sql(name: str, table: str) -> str:
+    return named_queries(__package__, "sql/queue.sql")[name].format(table=table)
 
 
 def _queues(queue_name: str) -> list[str]:
@@ -40,7 +34,7 @@ def count_queued(queue_name: str, actor_name: str, key: str) -> int:
     if table is None:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT.format(table=table), [_queues(queue_name), actor_name, key])
+        cursor.execute(_sql("count_queued", table), [_queues(queue_name), actor_name, key])
         return int(cursor.fetchone()[0])
 
 
@@ -50,5 +44,5 @@ def delete_queued(queue_name: str, actor_names: list[str], key: str) -> int:
     if table is None:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_DELETE.format(table=table), [_queues(queue_name), actor_names, key])
+        cursor.execute(_sql("delete_queued", table), [_queues(queue_name), actor_names, key])
         return cursor.rowcount

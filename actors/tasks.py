@@ -1,9 +1,12 @@
-"""The actors: a periodic tick, the per-task coordinator, and the calculator.
+"""The four actors: the periodic tick, the per-task coordinator, the calculator and
+the periodic stream cleanup.
 
 Every actor here is safe to run twice, concurrently or not: the coordinator
 works under a per-task advisory lock and inserts with ON CONFLICT DO NOTHING;
 the calculator claims frames with FOR UPDATE SKIP LOCKED, so a duplicate finds
-nothing to claim and stops. Messages carry task keys, never rows.
+nothing to claim and stops; the cleanup skips while another one holds its lock.
+Messages carry task keys, never rows. No actor returns a value: there is no
+result backend.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
-from django.db import DatabaseError
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
-from stream_analysis import calculation, coordinator, queries, retention
+from stream_analysis import calculation, coordinator, retention
 from stream_analysis.exceptions import StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import DEFAULTS, app_settings
@@ -57,21 +59,16 @@ INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_b
 
 
 @contextmanager
-def mistakes_reported(key: str, frame_class: Any = None) -> Iterator[None]:
+def mistakes_reported(key: str) -> Iterator[None]:
     """Log a configuration or stream-interface mistake once, with its fix, instead of
     letting Dramatiq retry it twenty times: it fails the same way until someone
     fixes it, and the next tick (a minute later at most) tries again anyway.
-    Frames are left as they are: nothing is lost.
+    Frames are left as they are: nothing is lost. The domain raises these as
+    StreamAnalysisError (a missing table included); database errors propagate,
+    and Dramatiq retries them with backoff.
     """
     try:
         yield
-    except DatabaseError as error:
-        explained = (
-            error if frame_class is None else queries.explain_missing_table(error, frame_class)
-        )
-        if explained is error:
-            raise  # the database itself: Dramatiq retries with backoff
-        _log_mistake(key, explained)
     except StreamAnalysisError as error:
         _log_mistake(key, error)
 
@@ -111,7 +108,7 @@ def coordinate(key: str) -> None:
         )
         return
     result = None
-    with mistakes_reported(key, _frame_class_or_none(task)):
+    with mistakes_reported(key):
         result = coordinator.tick(task)
     if result is None or not (result.locked and result.running):
         return
@@ -121,13 +118,6 @@ def coordinate(key: str) -> None:
         coordinate.send(key)  # the frames past MAX_FRAMES_PER_TICK, at once
     elif result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
         send_rearm(key, result.rearm_in)
-
-
-def _frame_class_or_none(task: AnalysisTask) -> Any:
-    try:
-        return task.get_frame_class()
-    except StreamAnalysisError:
-        return None  # reported when the tick asks for it
 
 
 def top_up(key: str, due: int) -> int:
@@ -158,15 +148,15 @@ def calculate(key: str) -> None:
     task = AnalysisTask.get(key)
     if task is None or not task.is_running:
         return
-    frame_class = _frame_class_or_none(task)
-    result = None
-    with mistakes_reported(key, frame_class):
+    result = frame_class = None
+    with mistakes_reported(key):
+        frame_class = task.get_frame_class()
         result = calculation.calculate_due_frames(
-            frame_class or task.get_frame_class(),  # the second call raises the mistake
+            frame_class,
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
         )
-    if result is None:
+    if result is None or frame_class is None:
         return
     if result.more_due or result.interrupted:
         calculate.send(key)
@@ -203,12 +193,17 @@ def periodic_options(setting: str) -> dict[str, Any]:
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, **periodic_options("CLEANUP_SCHEDULE"))
-def cleanup_streams() -> int | None:
+def cleanup_streams() -> None:
     """Delete the stream data every task is done with (``STREAM_ANALYSIS_CLEANUP_SCHEDULE``).
 
     Safe to run twice: it runs under a session advisory lock, so a second run
     while one is going (two schedulers, a slow run) skips at once; and one run
     after another only deletes what is still before the cutoffs. No retries: the
-    next scheduled run does the same work. Returns the items deleted (None: skipped).
+    next scheduled run does the same work. Logs the items deleted; returns None,
+    as an actor without a result backend must (Dramatiq warns at every run otherwise).
     """
-    return retention.cleanup_exclusively()
+    deleted = retention.cleanup_exclusively()
+    if deleted is not None:
+        logger.info(
+            "cleanup deleted %d items", deleted, extra={"action": "cleanup", "deleted": deleted}
+        )

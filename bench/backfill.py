@@ -7,11 +7,11 @@ Run from the repository root::
 The stream (``SyntheticStream``, no queries) spans exactly ``--frames`` closed
 15 s frames, 1,000,000 by default: 173.6 days. Timed, in order:
 
-1. **tick**: ``coordinator.create_due_frames()`` in ``transaction.atomic()``, as
+1. **tick**: ``coordinator.create_unfinished_frames()`` in ``transaction.atomic()``, as
    the coordinator runs it (advisory lock, one ``INSERT … generate_series … ON
    CONFLICT DO NOTHING``, count of due frames up to what a top-up needs), until
    COMMIT. After it every frame is due.
-2. **count due**: counting every due frame (``due_frames().count()``).
+2. **count due**: counting every due frame (``unfinished_frames().count()``).
 3. **first claim**: claiming one batch in a fresh transaction, the drain's first step.
 4. **tick again**: a second tick, which has nothing to create.
 5. **backfill, all exist**: ``backfill.backfill()`` over the full table (each
@@ -75,7 +75,7 @@ def measure(frame_class: Any, frames: int) -> list[list[object]]:
     # Measures one tick creating every frame: lift the per-tick cap for it.
     with override_settings(STREAM_ANALYSIS_MAX_FRAMES_PER_TICK=max(frames, 1)):
         result, tick_s = timed(lambda: common.tick(task))
-    due, count_s = timed(lambda: frame_class.due_frames().count())
+    due, count_s = timed(lambda: frame_class.unfinished_frames().count())
     claimed, claim_s = timed(lambda: first_claim(frame_class))
     again, again_s = timed(lambda: common.tick(task))
     (created, _), existing_s = timed(lambda: backfill.backfill(task))

@@ -126,7 +126,7 @@ def drain(key: str, frame_class: Any, count: int, messages: int, timeout: float)
     sent = time.monotonic()
     for _ in range(messages):
         calculate.send(key)
-    while due := frame_class.due_frames().count():
+    while due := frame_class.unfinished_frames().count():
         _progress(key, count - due, count)
         if time.monotonic() - sent > timeout:
             raise RuntimeError(f"{key}: {due} frames still due after {timeout} s")

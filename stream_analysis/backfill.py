@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from . import coordinator, grid, operations
+from . import coordinator, grid, operations, states
 from .models import AnalysisTask, BaseTimeFrame
 
 #: Frames inserted (or reset) per statement by a backfill; a progress bar's step.
@@ -61,7 +61,7 @@ def backfill_range(
             created += coordinator.insert_frames(frame_class, chunk)
             if force:
                 done = frame_class._default_manager.filter(
-                    models.Q(calculated=True) | models.Q(failed=True),
+                    states.CALCULATED | states.FAILED,
                     start_time__range=(chunk.first, chunk.last),
                 )
                 reset += operations.reset_to_pending(done)

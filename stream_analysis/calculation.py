@@ -243,7 +243,7 @@ def calculate_batch(
 ) -> int:
     """Claim a batch and calculate it in one transaction. Returns frames claimed."""
     stream = frame_class.get_stream()
-    with transaction.atomic():
+    with queries.table_required(frame_class), transaction.atomic():
         claimed = claim_frames(frame_class, batch_size)
         outcome = calculate_claimed(frame_class, claimed, stream, interrupts, deadline)
     result.add(outcome)
@@ -262,7 +262,8 @@ def calculate_due_frames(
     ``deadline`` is a ``time.monotonic()`` value, checked between frames too: a
     run lasts about the budget plus one frame, whatever the batch size.
     ``interrupts`` are exception types (such as a worker's time-limit interrupt)
-    that are recorded as a failed attempt and then stop the run.
+    that are recorded as a failed attempt and then stop the run. A frame model
+    whose table is missing raises ConfigurationError, naming the fix.
     """
     result = DrainResult()
     size = batch_size or app_settings.BATCH_SIZE

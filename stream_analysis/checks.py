@@ -189,6 +189,7 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
         + check_bulk_defaults(where, frame_class)
         + check_event_time(where, frame_class)
         + check_due_index(frame_class)
+        + check_original_hooks(where, frame_class)
     )
 
 
@@ -317,15 +318,44 @@ def check_due_index(frame_class: Any) -> list[checks.CheckMessage]:
     names = [index.name for index in frame_class._meta.indexes]
     if any(name and name.endswith(DUE_INDEX_SUFFIX) for name in names):
         return []
+    owner = meta_owner(frame_class)
+    abstract = " abstract = True" if owner is not frame_class else ""
     return [
         checks.Warning(
             f"{frame_class.__name__} lost BaseTimeFrame's index of due frames "
-            "(its Meta does not inherit BaseTimeFrame.Meta).",
-            hint="Write 'class Meta(BaseTimeFrame.Meta):' so claiming frames stays fast.",
+            f"(it uses {owner.__name__}.Meta, which does not inherit BaseTimeFrame.Meta).",
+            hint=f"In {owner.__name__}, write 'class Meta(BaseTimeFrame.Meta):{abstract}' "
+            "so claiming frames stays fast.",
             obj=frame_class,
             id="stream_analysis.W001",
         )
     ]
+
+
+#: Methods the original's worker called around calculate(); nothing calls them here.
+ORIGINAL_HOOKS = ("mark_started", "mark_cleanup_started", "mark_done")
+
+
+def check_original_hooks(where: str, frame_class: Any) -> list[checks.CheckMessage]:
+    """An override of the original's frame hooks would silently never run."""
+    defined = [name for name in ORIGINAL_HOOKS if hasattr(frame_class, name)]
+    if not defined:
+        return []
+    return [
+        checks.Warning(
+            f"{where}: {frame_class.__name__} defines {', '.join(defined)}, which the "
+            "original called around calculate(); this app never calls them.",
+            hint="Move what they do into calculate() or cleanup(): the worker sets "
+            "calculated, analysis_time and cleanup_time itself.",
+            obj=frame_class,
+            id="stream_analysis.W002",
+        )
+    ]
+
+
+def meta_owner(model: type) -> type:
+    """The class whose ``class Meta`` Django used for ``model``: the nearest one declaring it."""
+    return next((k for k in model.__mro__ if "Meta" in vars(k)), model)
 
 
 @checks.register()
@@ -366,7 +396,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 9,
                 "No Dramatiq broker is configured (DRAMATIQ_BROKER is missing).",
                 'Set DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker", '
-                '"MIDDLEWARE": [...]}; see README "Settings".',
+                '"MIDDLEWARE": [...]}; see docs/installation.md (Settings).',
             )
         ]
     if not broker.get("MIDDLEWARE"):
@@ -375,7 +405,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 10,
                 "DRAMATIQ_BROKER has no MIDDLEWARE list: django-dramatiq would build "
                 "a broker without Retries, TimeLimit or the periodic scheduler.",
-                'Write the middleware list out; see README "Settings".',
+                "Write the middleware list out; see docs/installation.md (Settings).",
             )
         ]
     return []

@@ -169,10 +169,12 @@ def tick(task: AnalysisTask, *, count_limit: int | None = None) -> TickResult:
     The lock, the frames created and the task's state commit together; once it
     returns, workers can see the frames. ``count_limit`` bounds the count of due
     frames (default: what ``CONCURRENCY`` messages of ``BATCH_SIZE`` frames take).
+    Raises ConfigurationError (naming the fix) for a setup mistake, such as a frame
+    model whose table was never migrated.
     """
     if count_limit is None:
         count_limit = app_settings.CONCURRENCY * app_settings.BATCH_SIZE
-    with transaction.atomic():
+    with queries.table_required(task.get_frame_class()), transaction.atomic():
         return create_due_frames(task, count_limit=count_limit)
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
+from . import extras
 
 #: TCP keepalives: if a whole worker host dies, PostgreSQL notices within
 #: seconds and releases its row locks, instead of waiting for TCP to give up.
@@ -28,7 +28,8 @@ def database_config(data_dir: Path | str) -> dict[str, Any]:
     """The default database's settings, starting an embedded server if needed."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        config: dict[str, Any] = dict(dj_database_url.parse(url))
+        parser = extras.require("dj_database_url", "Reading DATABASE_URL with database_config()")
+        config: dict[str, Any] = dict(parser.parse(url))
     else:
         from .embedded import embedded_database
 

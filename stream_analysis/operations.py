@@ -27,7 +27,7 @@ from typing import Any
 
 from django.db import models, transaction
 
-from . import grid, signals
+from . import grid, signals, states
 from .exceptions import MissingDataError
 from .models import AnalysisTask, BaseTimeFrame
 
@@ -54,7 +54,7 @@ def retry_failed(
     calculated while this waits for its lock. Returns how many frames were reset;
     the tasks using ``frame_class`` are ticked so that workers pick them up now.
     """
-    frames = _frames(frame_class, queryset).filter(failed=True)
+    frames = _frames(frame_class, queryset).filter(states.FAILED)
     count = reset_to_pending(frames)
     _changed(frame_class, count, "retry_failed")
     return count
@@ -98,7 +98,7 @@ def recompute_plan(
     missing = models.Q(start_time__lt=complete_from) if complete_from else models.Q(pk__in=[])
     counts = frames.aggregate(
         frames=models.Count("pk"),
-        calculated=models.Count("pk", filter=models.Q(calculated=True)),
+        calculated=models.Count("pk", filter=states.CALCULATED),
         missing_data=models.Count("pk", filter=missing),
     )
     return RecomputePlan(complete_from=complete_from, **counts)

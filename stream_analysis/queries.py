@@ -8,25 +8,28 @@ the database backend; every value is a bound parameter.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 
 _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
 
 @cache
-def _queries() -> dict[str, str]:
-    text = files(__package__).joinpath("sql/queries.sql").read_text()
+def named_queries(package: str, resource: str) -> dict[str, str]:
+    """The queries of a ``.sql`` file in ``package``, by their ``-- name --`` header."""
+    text = files(package).joinpath(resource).read_text()
     parts = _HEADER.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def query(name: str, model: type[models.Model] | None = None, **parts: str) -> str:
     """The named query, with ``{table}``/``{start}`` (and ``parts``) filled in for ``model``."""
-    sql = _queries()[name]
+    sql = named_queries(__package__, "sql/queries.sql")[name]
     if model is None:
         return sql
     quote = connection.ops.quote_name
@@ -76,6 +79,23 @@ def insert_frames_query(model: type[models.Model]) -> tuple[str, dict[str, Any]]
     values = "".join(f", %({n})s" for n in names)
     sql = query("insert_frames", model, default_columns=columns, default_values=values)
     return sql, dict(zip(names, defaults.values(), strict=True))
+
+
+@contextmanager
+def table_required(model: type[models.Model]) -> Iterator[None]:
+    """Turn "relation does not exist" for ``model``'s table into a ConfigurationError.
+
+    Wrap it around a transaction (not inside one): a missing table is a setup
+    mistake that fails the same way until someone runs the migrations, so it is
+    raised as the app's error naming that fix, not as a database error to retry.
+    """
+    try:
+        yield
+    except DatabaseError as error:
+        explained = explain_missing_table(error, model)
+        if explained is error:
+            raise
+        raise explained from error
 
 
 #: SQLSTATE of "relation does not exist".

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
 
-from . import grid, queries
+from . import grid, queries, signals
+from .exceptions import ConfigurationError
 from .models import AnalysisTask, CleanupTotal
 from .streams import AbstractStream
 
@@ -56,6 +58,29 @@ def cleanup() -> int:
         )
         total += deleted
     return total
+
+
+def delay() -> None:
+    """The original's ``stream_analysis.cleanup.delay()``: queue one cleanup for a worker.
+
+    Deprecated: it returned an RQ job; here it returns None. The worker runs the
+    ``cleanup_streams`` actor, once the current transaction commits.
+    """
+    warnings.warn(
+        "stream_analysis.cleanup.delay() is deprecated (there is no RQ job): send the "
+        "cleanup actor with actors.tasks.cleanup_streams.send(), or call "
+        "stream_analysis.cleanup() to clean up in this process.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if not signals.cleanup_requested.send(sender=None):
+        raise ConfigurationError(
+            "stream_analysis.cleanup.delay() needs the worker runtime: add 'actors' to "
+            "INSTALLED_APPS (after 'django_dramatiq'), or call stream_analysis.cleanup()."
+        )
+
+
+cleanup.delay = delay  # type: ignore[attr-defined]  # the original's RQ-job spelling
 
 
 @dataclass(frozen=True)

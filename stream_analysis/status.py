@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import models
 
+from . import states
 from .coordinator import stream_latest
 from .models import AnalysisTask
 
@@ -51,9 +52,9 @@ class TaskStatus:
 def count_expressions() -> dict[str, models.Count]:
     """``done``, ``pending`` (including retrying and stale) and ``failed`` as aggregates."""
     return {
-        "done": models.Count("pk", filter=models.Q(calculated=True)),
-        "pending": models.Count("pk", filter=models.Q(calculated=False, failed=False)),
-        "failed": models.Count("pk", filter=models.Q(failed=True)),
+        "done": models.Count("pk", filter=states.CALCULATED),
+        "pending": models.Count("pk", filter=states.UNFINISHED),
+        "failed": models.Count("pk", filter=states.FAILED),
     }
 
 
@@ -65,7 +66,7 @@ def frame_counts(frame_class: Any) -> dict[str, int]:
 def task_status(task: AnalysisTask) -> TaskStatus:
     """Compute ``task``'s status (a handful of indexed queries and one count)."""
     frame_class = task.get_frame_class()
-    newest = frame_class._default_manager.filter(calculated=True).aggregate(
+    newest = frame_class._default_manager.filter(states.CALCULATED).aggregate(
         v=models.Max("start_time")
     )["v"]
     newest_end = None if newest is None else newest + frame_class.DURATION

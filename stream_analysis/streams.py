@@ -11,7 +11,10 @@ from typing import Any
 class AbstractStream(ABC):
     """Access to one source of timestamped items, for example a table of tweets.
 
-    Subclass it and implement every method. All datetimes must be timezone-aware.
+    Subclass it and implement the four reading methods. ``delete_before`` and
+    ``count_before`` are optional, as in the original: by default nothing is ever
+    deleted (and 0 is returned), so the stream grows until you implement them.
+    All datetimes must be timezone-aware.
     An instance is created (with no arguments) each time the app needs the stream,
     so keep ``__init__`` cheap and stateless.
     """
@@ -39,18 +42,21 @@ class AbstractStream(ABC):
         A queryset is ideal: it is evaluated inside the frame's transaction.
         """
 
-    @abstractmethod
     def delete_before(self, cutoff_datetime: datetime | None) -> int:
         """Delete items with time strictly before ``cutoff_datetime``; return how many.
 
         ``None`` means "keep everything": delete nothing and return 0. Items *at*
         the cutoff belong to a frame that may not be calculated yet: keep them
-        (use ``__lt``, not ``__lte``).
+        (use ``__lt``, not ``__lte``). Default (the original's): delete nothing, 0.
         """
+        return 0
 
-    @abstractmethod
     def count_before(self, cutoff_datetime: datetime | None) -> int:
-        """How many items ``delete_before(cutoff_datetime)`` would delete."""
+        """How many items ``delete_before(cutoff_datetime)`` would delete.
+
+        Default (the original's): 0, matching the default ``delete_before``.
+        """
+        return 0
 
     def get_late_arrivals(
         self, arrived_after: datetime, arrived_until: datetime, time_before: datetime

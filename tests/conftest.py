@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -99,6 +100,66 @@ def held_in_another_transaction(take: Callable[[], object]) -> Iterator[None]:
         holder.join()
 
 
+class Processes:
+    """The child processes of one test, each the leader of a session (a process group)
+    of its own; :func:`processes` is the fixture that every test starting one uses.
+
+    Whatever is still running when the test ends, passed or failed, is killed with its
+    whole group (a worker's forked processes too) and its pipes are closed: no child
+    outlives its test, and no "subprocess is still running" ResourceWarning fails a
+    later test. Also a context manager, for a module-scoped fixture.
+    """
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def start(self, command: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen(command, **popen)`` in a new session; ``cwd`` defaults to
+        the repository."""
+        popen.setdefault("cwd", REPO)
+        proc = subprocess.Popen(command, start_new_session=True, **popen)
+        self.procs.append(proc)
+        return proc
+
+    def run(
+        self, command: Sequence[str], timeout: float = 60, **popen: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` to its end and return its exit status and output (text).
+
+        Raises TimeoutExpired after ``timeout`` seconds; the process is killed at teardown.
+        """
+        proc = self.start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **popen)  # fmt: skip
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            # Only while the leader is not reaped: its pid, the group's id, cannot be
+            # reused by another process yet.
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        for proc in self.procs:
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill_all()
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Start child processes with ``processes.start()`` or ``.run()``; killed after the test."""
+    with Processes() as started:
+        yield started
+
+
 def worker_env(**extra: str) -> dict[str, str]:
     """Environment of a child process that uses this test run's database; ``extra`` wins."""
     env = dict(os.environ)
@@ -111,6 +172,19 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Runs the command after it (``[*WITH_DEFAULT_SIGINT, *command]``) with SIGINT at its
+#: default, so that a Python child raises KeyboardInterrupt on SIGINT. Without it a
+#: child inherits SIG_IGN from a test run started in the background by a shell
+#: without job control (``pytest &`` in a script, some CI and agent runners), and
+#: Python then installs no KeyboardInterrupt handler: SIGINT does nothing.
+WITH_DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
 def registered_workers() -> set[str]:
     """Ids of the worker processes the broker has seen (one row per process)."""
     with connection.cursor() as cursor:
@@ -121,8 +195,9 @@ def registered_workers() -> set[str]:
 class Workers:
     """Real ``dramatiq`` worker processes, each in its own process group."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, processes: Processes) -> None:
         self.log_dir = log_dir
+        self.processes = processes
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
@@ -148,10 +223,9 @@ class Workers:
             "--processes", str(processes), "--threads", str(threads), "--path", str(REPO), *args,
         ]  # fmt: skip
         with open(self.log_dir / f"worker-{len(self.procs)}.log", "wb") as log:
-            proc = subprocess.Popen(
-                command, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=REPO,
-            )  # fmt: skip
+            proc = self.processes.start(
+                command, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT
+            )
         self.procs.append(proc)
         if not wait:
             return proc
@@ -189,9 +263,12 @@ def live_db(transactional_db: None) -> Iterator[None]:
 
 
 @pytest.fixture
-def workers(live_db: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Start real worker processes with ``workers.start()``; they stop after the test."""
-    group = Workers(tmp_path)
+def workers(
+    live_db: None, tmp_path: Path, processes: Processes, request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Start real worker processes with ``workers.start()``; they stop after the test
+    (SIGTERM, as a supervisor would; ``processes`` kills what is left)."""
+    group = Workers(tmp_path, processes)
     yield group
     group.stop()
     report = getattr(request.node, "rep_call", None)

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "stream_analysis",
     "actors",
     "tests.testapp",
+    "tests.legacy_client",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -13,8 +13,8 @@ from django.contrib.messages import get_messages
 from django.db import connection, transaction
 from django.utils import formats, timezone
 
-from stream_analysis.admin import FRAME_STATUSES
 from stream_analysis.models import AnalysisTask
+from stream_analysis.states import STATUSES as FRAME_STATUSES
 from stream_analysis.status import task_status
 from tests.conftest import at, wait_until
 from tests.testapp.models import CountFrame, Item

@@ -6,10 +6,10 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from actors import tasks
-from stream_analysis import StreamError, calculation, coordinator
+from stream_analysis import ConfigurationError, StreamError, calculation, coordinator
 from stream_analysis.exceptions import FrameGridChanged
 from stream_analysis.models import AnalysisTask
 from tests.conftest import at
@@ -117,6 +117,19 @@ def test_a_frame_model_whose_table_is_missing_is_reported_with_the_fix(caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2
     assert all("does not exist" in e and "makemigrations" in e for e in errors)
+
+
+def test_the_domain_raises_a_missing_frame_table_as_a_configuration_error_naming_the_fix():
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {CountFrame._meta.db_table} CASCADE")
+
+    with pytest.raises(ConfigurationError, match="makemigrations") as ticked:
+        tick()
+    with pytest.raises(ConfigurationError, match="makemigrations") as drained:
+        drain()
+
+    for raised in (ticked.value, drained.value):
+        assert isinstance(raised.__cause__, DatabaseError)  # the database's own error kept
 
 
 def test_a_stream_mistake_in_a_tick_is_reported_once_not_retried(monkeypatch, caplog):

@@ -30,7 +30,15 @@ from stream_analysis.management.base import (
     format_time,
     parse_time,
 )
-from tests.conftest import REPO, at, configure_only, wait_until, worker_env
+from tests.conftest import (
+    REPO,
+    WITH_DEFAULT_SIGINT,
+    Processes,
+    at,
+    configure_only,
+    wait_until,
+    worker_env,
+)
 from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -494,17 +502,17 @@ def test_backfill_with_wait_does_not_wait_for_a_stopped_task():
 
 
 @pytest.mark.usefixtures("live_db")
-def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames():
+def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(processes):
     # Given a backfill that waits, and no worker to calculate its frames
     items(1, 100)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "django", "backfill_analysis", "counts", "--wait"],
-        cwd=REPO,
+    proc = processes.start(
+        [*WITH_DEFAULT_SIGINT, sys.executable, "-m", "django", "backfill_analysis", "counts",
+         "--wait"],
         env=worker_env(PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     assert proc.stdout is not None
     seen = [proc.stdout.readline() for _ in range(3)]  # the plan, the result, the wait
     assert seen[2].startswith("Waiting for 6 frames"), seen
@@ -626,6 +634,26 @@ def test_backfill_above_the_threshold_on_a_terminal_asks_first(answer, created):
         assert stdout == "counts: created 10001 frames, reset 0.\n"
     else:
         assert stderr.strip() == "CommandError: Cancelled: nothing changed."
+
+
+def test_the_ctrl_c_test_interrupts_its_child_even_when_the_test_run_ignores_sigint(
+    processes,
+):
+    # Given a test run that ignores SIGINT, as one started by "pytest &" in a script
+    ignoring = (
+        "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    )
+    reports = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+
+    def child_handles_sigint(*prefix: str) -> str:
+        command = [sys.executable, "-c", ignoring, *prefix, sys.executable, "-c", reports]
+        return processes.run(command).stdout
+
+    # Then a plain child inherits SIG_IGN and Python raises no KeyboardInterrupt in it
+    # (the Ctrl-C test then waited 60 s and failed), while WITH_DEFAULT_SIGINT restores it
+    assert child_handles_sigint() == "False\n"
+    assert child_handles_sigint(*WITH_DEFAULT_SIGINT) == "True\n"
 
 
 # -- stream_analysis recompute ---------------------------------------------------------
@@ -983,21 +1011,21 @@ def cli(django_db_setup) -> dict[str, subprocess.CompletedProcess[str]]:
     )  # fmt: skip
     argvs["far dates"] = ["stream_analysis", "recompute", "counts", *FAR_DATES]
     env = worker_env()
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "django", *argv],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, argv in argvs.items()
-    }
-    results = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=60)
-        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    with Processes() as processes:
+        procs = {
+            name: processes.start(
+                [sys.executable, "-m", "django", *argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, argv in argvs.items()
+        }
+        results = {}
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=60)
+            results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     return results
 
 
@@ -1028,14 +1056,9 @@ def test_start_or_stop_without_a_key_prints_one_line_and_fails(cli, action):
 
 
 @pytest.mark.usefixtures("live_db")
-def test_start_from_the_command_line_starts_the_task_and_ticks_it_at_once():
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "stream_analysis", "start", "minutely"],
-        cwd=REPO,
-        env=worker_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_start_from_the_command_line_starts_the_task_and_ticks_it_at_once(processes):
+    result = processes.run(
+        [sys.executable, "-m", "django", "stream_analysis", "start", "minutely"], env=worker_env()
     )
 
     assert (result.returncode, result.stdout, result.stderr) == (0, "Started minutely.\n", "")

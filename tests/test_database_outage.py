@@ -97,6 +97,10 @@ def test_a_worker_started_while_the_database_is_down_logs_it_and_recovers(worker
         # Then it says clearly that it cannot connect, and keeps trying
         wait_until(lambda: "connection failed" in workers.logs(), 60, "a connection error logged")
         assert "Connection refused" in workers.logs()
+        # (and that it could not check its size against max_connections: it goes on)
+        wait_until(
+            lambda: "could not read max_connections" in workers.logs(), 60, "the check skipped"
+        )
 
         # When the database comes back
         door.open()

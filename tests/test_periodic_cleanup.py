@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from actors import tasks
 from stream_analysis.retention import CLEANUP_LOCK
-from tests.conftest import at
+from tests.conftest import at, wait_until
 from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -36,36 +38,80 @@ def another_cleanup_running() -> Iterator[None]:
     other.close()
 
 
+def deleted_logged(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The counts of the cleanup actor's "cleanup deleted N items" lines."""
+    return [
+        record.deleted
+        for record in caplog.records
+        if record.name == "actors.tasks" and getattr(record, "action", None) == "cleanup"
+    ]
+
+
+@pytest.fixture
+def caplog_info(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO)
+    return caplog
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("analysed_until_30")
-def test_the_cleanup_actor_deletes_what_every_task_is_done_with():
-    assert tasks.cleanup_streams.fn() == 3
+def test_the_cleanup_actor_deletes_what_every_task_is_done_with_and_logs_how_much(caplog_info):
+    assert tasks.cleanup_streams.fn() is None
+    assert deleted_logged(caplog_info) == [3]
     assert sorted(Item.objects.values_list("created_at", flat=True)) == [at(30), at(31), at(100)]
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("analysed_until_30")
-def test_the_cleanup_actor_run_twice_deletes_nothing_more_the_second_time():
+def test_the_cleanup_actor_run_twice_deletes_nothing_more_the_second_time(caplog_info):
+    tasks.cleanup_streams.fn()
     tasks.cleanup_streams.fn()
 
-    assert tasks.cleanup_streams.fn() == 0
+    assert deleted_logged(caplog_info) == [3, 0]
     assert Item.objects.count() == 3
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("analysed_until_30", "another_cleanup_running")
-def test_the_cleanup_actor_skips_while_another_cleanup_runs():
-    assert tasks.cleanup_streams.fn() is None
+def test_the_cleanup_actor_skips_while_another_cleanup_runs(caplog_info):
+    tasks.cleanup_streams.fn()
+
+    assert deleted_logged(caplog_info) == []
+    assert "another cleanup is running: skipped" in caplog_info.messages
     assert Item.objects.count() == 6
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("analysed_until_30")
-def test_the_cleanup_actor_releases_its_lock():
+def test_the_cleanup_actor_releases_its_lock(caplog_info):
     tasks.cleanup_streams.fn()
     Item.objects.create(created_at=at(1))
+    tasks.cleanup_streams.fn()
 
-    assert tasks.cleanup_streams.fn() == 1
+    assert deleted_logged(caplog_info) == [3, 1]
+
+
+@pytest.mark.workers
+def test_a_worker_runs_the_cleanup_without_dramatiqs_returned_a_value_warning(workers):
+    # Given a worker: no result backend, so a value an actor returns is discarded with a
+    # warning (the worker's settings are tests/settings.py's: the count may be 0)
+    workers.start(processes=1, threads=1)
+
+    # When it runs the cleanup, to its acknowledgement
+    message = tasks.cleanup_streams.send()
+    wait_until(lambda: not message_in_queue(message.message_id), 60, "the cleanup acknowledged")
+    workers.stop()  # the worker's log is complete once it has exited
+
+    # Then it logged the count, and Dramatiq warned about no returned value
+    log = workers.logs()
+    assert re.search(r"\[actors.tasks\] \[INFO\] cleanup deleted \d+ items", log), log
+    assert "returned a value" not in log
+
+
+def message_in_queue(message_id: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM dramatiq.queue WHERE message_id = %s", [message_id])
+        return cursor.fetchone() is not None
 
 
 def test_the_cleanup_actor_is_scheduled_every_ten_minutes_by_default():

@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import Count
 
 from actors import tasks
+from actors.sizing import connection_budget
 from tests.conftest import wait_until
 from tests.streams import write_stream
 from tests.testapp.models import CalculationLog, CountFrame
@@ -14,12 +15,6 @@ from tests.testapp.models import CalculationLog, CountFrame
 pytestmark = pytest.mark.workers
 
 INSTANCES, PROCESSES, THREADS = 3, 2, 2
-
-
-def connection_budget(processes: int, threads: int) -> int:
-    """README's budget per worker process: a Django connection per worker thread,
-    up to as many broker connections (acks, sends), two consumers and the listener."""
-    return processes * (2 * threads + 3)
 
 
 def database_connections() -> int:

@@ -14,7 +14,7 @@ urlpatterns = [
     # Staff with the stream_analysis.view_analysistask permission only.
     path("dashboard/", dashboard.dashboard, DEMO),
     path("dashboard/data.json", dashboard.dashboard_data, DEMO),
-    # Staff with that permission (or a bearer token): see "Metrics" in the README.
+    # Staff with that permission (or a bearer token): see docs/metrics.md.
     path("metrics", metrics_view),
 ]
 # The admin's CSS and JavaScript under gunicorn, while DEBUG is on (the demo);

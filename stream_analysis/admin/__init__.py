@@ -19,7 +19,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
@@ -27,19 +27,11 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
-from .. import operations, status
+from .. import operations, states, status
 from ..exceptions import MissingDataError
 from ..models import AnalysisTask, BaseTimeFrame
 from . import chart
 
-#: Each value of ``BaseTimeFrame.status`` as a filter (kept in step by a test).
-FRAME_STATUSES = {
-    "pending": Q(calculated=False, failed=False, calculated_at__isnull=True, attempts=0),
-    "retrying": Q(calculated=False, failed=False, calculated_at__isnull=True, attempts__gt=0),
-    "stale": Q(calculated=False, failed=False, calculated_at__isnull=False),
-    "calculated": Q(calculated=True),
-    "failed": Q(calculated=False, failed=True),
-}
 STATUS_LABELS = {
     "pending": "pending (not tried yet)",
     "retrying": "retrying (failed, will retry)",
@@ -60,9 +52,9 @@ class FrameStatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        if value not in FRAME_STATUSES:
+        if value not in states.STATUSES:
             return queryset
-        return queryset.filter(FRAME_STATUSES[value])
+        return queryset.filter(states.STATUSES[value])
 
 
 def frames(count: int) -> str:

@@ -43,18 +43,24 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
-from prometheus_client.core import (
+
+from .. import extras
+
+extras.require("prometheus_client", "stream_analysis.contrib.prometheus")
+
+from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.exposition import choose_encoder  # noqa: E402
+from prometheus_client.registry import Collector, CollectorRegistry  # noqa: E402
 
-from ..models import AnalysisTask, CleanupTotal
-from ..settings import app_settings
-from ..status import VIEW_PERMISSION, TaskStatus, task_status
+from .. import states  # noqa: E402
+from ..models import AnalysisTask, CleanupTotal  # noqa: E402
+from ..settings import app_settings  # noqa: E402
+from ..status import VIEW_PERMISSION, TaskStatus, task_status  # noqa: E402
 
 #: Upper bounds (seconds) of the calculate-duration buckets; ``+Inf`` is added.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -78,7 +84,7 @@ def duration_buckets(
         for index, bound in enumerate(bounds)
     }
     row = frame_class._default_manager.filter(
-        calculated=True, calculated_at__gte=since, analysis_time__isnull=False
+        states.CALCULATED, calculated_at__gte=since, analysis_time__isnull=False
     ).aggregate(total=models.Count("pk"), seconds=models.Sum("analysis_time"), **counts)
     buckets = [(str(bound), float(row[f"le_{i}"])) for i, bound in enumerate(bounds)]
     buckets.append(("+Inf", float(row["total"])))

@@ -11,7 +11,7 @@ from stream_analysis import AbstractStream
 
 
 class HalfStream(AbstractStream):
-    """A stream that forgot ``count_before``: it cannot be instantiated."""
+    """A stream that forgot ``get_stream_data``: it cannot be instantiated."""
 
     def is_stream_empty(self):
         return True
@@ -21,9 +21,6 @@ class HalfStream(AbstractStream):
 
     def get_latest_stream_time(self):
         return None
-
-    def get_stream_data(self, start, end):
-        return []
 
     def delete_before(self, cutoff_datetime):
         return 0

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from stream_analysis.database import database_url
+from tests.conftest import Processes
 
 from .harness import LONG, RESULTS, Cluster, Database, ThrowawayServer, table
 
@@ -23,12 +24,15 @@ def shared_db(live_db: None) -> Database:
 
 
 @pytest.fixture
-def clusters(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Cluster]]:
-    """Make a :class:`Cluster`; every process it started is stopped after the test."""
+def clusters(
+    tmp_path: Path, processes: Processes, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Cluster]]:
+    """Make a :class:`Cluster`; every process it started is stopped after the test
+    (SIGTERM, then SIGKILL; ``processes`` kills what is left if that fails)."""
     made: list[Cluster] = []
 
     def make(db: Database, tasks: list[str], **env: str) -> Cluster:
-        cluster = Cluster(db, tmp_path, tasks, **env)
+        cluster = Cluster(db, tmp_path, tasks, processes, **env)
         made.append(cluster)
         return cluster
 

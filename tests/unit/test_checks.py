@@ -49,17 +49,22 @@ def frame_class(monkeypatch, settings):
     """Define a frame model and configure the only task to use it."""
     with isolate_apps("tests.testapp"):
 
-        def define(name: str = "ProbeFrame", meta: type | None = None, **attrs: object) -> type:
-            if meta is None:
+        def define(
+            name: str = "ProbeFrame",
+            meta: type | None = None,
+            base: type = BaseTimeFrame,
+            **attrs: object,
+        ) -> type:
+            if meta is None and base is BaseTimeFrame:
                 meta = type("Meta", (BaseTimeFrame.Meta,), {"app_label": "testapp"})
             body = {
                 "__module__": checks_fixtures.__name__,
-                "Meta": meta,
+                **({"Meta": meta} if meta is not None else {}),  # else: the base's Meta
                 "STREAM_CLASS": ItemStream,
                 "DURATION": timedelta(seconds=15),
                 **attrs,
             }
-            model = type(name, (BaseTimeFrame,), body)
+            model = type(name, (base,), body)
             monkeypatch.setattr(checks_fixtures, name, model, raising=False)
             settings.ANALYSIS_TIME_FRAME_TASKS = task_with(f"tests.checks_fixtures.{name}")
             return model
@@ -207,7 +212,7 @@ def test_a_stream_class_missing_a_method_is_e007_naming_the_method(frame_class):
     frame_class(STREAM_CLASS=checks_fixtures.HalfStream)
 
     message = assert_reports("stream_analysis.E007")
-    assert "count_before" in message.msg
+    assert "get_stream_data" in message.msg
 
 
 @pytest.mark.parametrize(
@@ -293,15 +298,63 @@ def test_event_time_settings_of_the_right_type_pass(frame_class):
     assert reported() == []
 
 
-def test_a_frame_meta_that_does_not_inherit_the_base_meta_is_w001(frame_class):
-    # Given a Meta that forgets BaseTimeFrame.Meta (and so its index of due frames)
+def test_a_frame_meta_that_does_not_inherit_the_base_meta_still_gets_the_due_index(frame_class):
+    # Given a Meta that forgets BaseTimeFrame.Meta (which declares the index of due frames)
     meta = type("Meta", (), {"app_label": "testapp", "ordering": ["start_time"]})
 
     model = frame_class(meta=meta)
 
+    assert reported() == []
+    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+    assert model._meta.ordering == ["start_time"]
+
+
+def abstract_frame(meta_bases: tuple[type, ...] = ()) -> type:
+    """An abstract intermediate frame class, as the original's users wrote them."""
+    meta = type("Meta", meta_bases, {"abstract": True, "app_label": "testapp"})
+    return type(
+        "TweetLikeFrame", (BaseTimeFrame,), {"__module__": checks_fixtures.__name__, "Meta": meta}
+    )
+
+
+def test_an_abstract_parent_whose_meta_does_not_inherit_the_base_meta_keeps_the_due_index(
+    frame_class,
+):
+    # Given the original's habit: class Meta: abstract = True on an intermediate class
+    model = frame_class(base=abstract_frame())
+
+    assert reported() == []
+    assert [index.name for index in model._meta.indexes] == ["probeframe_due"]
+
+
+def test_a_lost_due_index_is_w001_naming_the_abstract_class_whose_meta_to_fix(frame_class):
+    from django.db.models.signals import class_prepared
+
+    from stream_analysis.models import carry_due_index
+
+    # Given a frame class that lost the index (the carrying receiver is disconnected)
+    base = abstract_frame()
+    class_prepared.disconnect(carry_due_index)
+    try:
+        frame_class(base=base)
+    finally:
+        class_prepared.connect(carry_due_index)
+
     message = assert_reports("stream_analysis.W001")
     assert isinstance(message, checks.Warning)
-    assert not any(index.name.endswith("_due") for index in model._meta.indexes)
+    assert "TweetLikeFrame.Meta" in message.msg
+    assert "In TweetLikeFrame, write 'class Meta(BaseTimeFrame.Meta): abstract = True'" in (
+        message.hint
+    )
+
+
+def test_a_frame_overriding_the_originals_mark_done_is_w002_naming_it(frame_class):
+    # Given the original's hook, which it documented as "called for you"
+    frame_class(mark_done=lambda self: None)
+
+    message = assert_reports("stream_analysis.W002")
+    assert "defines mark_done" in message.msg
+    assert "calculate() or cleanup()" in message.hint
 
 
 def test_a_frame_meta_that_inherits_the_base_meta_keeps_the_due_index(frame_class):

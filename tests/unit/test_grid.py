@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -24,7 +23,7 @@ from stream_analysis.grid import (
     next_close,
     retry_delay,
 )
-from tests.conftest import REPO, T0, at
+from tests.conftest import T0, at
 
 S15 = timedelta(seconds=15)
 S70 = timedelta(seconds=70)
@@ -362,15 +361,14 @@ def test_lock_keys_differ_per_key_and_per_part_boundary():
     assert len(set(keys)) == len(keys)
 
 
-def test_a_lock_key_is_the_same_in_another_process():
+def test_a_lock_key_is_the_same_in_another_process(processes):
     # Another process has another str hash seed: a key from hash() would differ.
     code = "from stream_analysis.grid import lock_key; print(lock_key('tick', 'counts'))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
 
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
-    )
+    out = processes.run([sys.executable, "-c", code], env=env)
 
+    assert out.returncode == 0, out.stderr
     assert int(out.stdout) == lock_key("tick", "counts")
 
 
