@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from . import coordinator, grid, operations, states
+from . import coordinator, grid, operations, states, stream_clock
 from .models import AnalysisTask, BaseTimeFrame
 
 #: Frames inserted (or reset) per statement by a backfill; a progress bar's step.
@@ -28,7 +28,7 @@ def backfill_plan(frame_class: type[BaseTimeFrame]) -> grid.FrameRange | None:
     stream = frame_class.get_stream()
     bounds = coordinator.stream_bounds(stream)
     if bounds is not None:
-        bounds = coordinator.trusted_bounds(stream, bounds, timezone.now())
+        bounds = stream_clock.trusted_bounds(stream, bounds, timezone.now())
     if bounds is None:
         return None
     return grid.backfill_frames(
