@@ -1,13 +1,30 @@
-"""System checks of the runtime's wiring."""
+"""System checks of the runtime's wiring, and of the settings only the runtime reads."""
 
 from __future__ import annotations
 
+import calendar
+import re
 from typing import Any
 
 from django.apps import apps
 from django.core import checks
+from periodiq import cron
 
 from stream_analysis.checks import error
+from stream_analysis.settings import app_settings
+
+#: Dramatiq's rule for queue names (``dramatiq.actor``): it raises at declaration otherwise.
+QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+#: Each cron field's name and range (day of week 0-7: Sunday is 0 and 7).
+CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+#: The most days each month has (February: 29, as in the leap year 2024).
+MONTH_DAYS = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)}
 
 
 @checks.register()
@@ -20,5 +37,71 @@ def check_django_dramatiq(app_configs: Any = None, **kwargs: Any) -> list[checks
             "'actors' needs 'django_dramatiq' in INSTALLED_APPS: it builds the broker "
             "from DRAMATIQ_BROKER and provides 'manage.py rundramatiq'.",
             "Add 'django_dramatiq' to INSTALLED_APPS, before 'actors'.",
+        )
+    ]
+
+
+def valid_queue_name(name: object) -> bool:
+    return isinstance(name, str) and QUEUE_NAME.fullmatch(name) is not None
+
+
+@checks.register()
+def check_queue_name(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    name = app_settings.QUEUE
+    if valid_queue_name(name):
+        return []
+    return [
+        error(
+            22,
+            f"STREAM_ANALYSIS_QUEUE is {name!r}, not a queue name Dramatiq accepts; the "
+            "actors use the default queue 'stream_analysis' until it is fixed.",
+            "Use a letter or an underscore, then letters, digits, dots, dashes or "
+            "underscores, e.g. 'stream_analysis'.",
+        )
+    ]
+
+
+def cron_problem(schedule: str) -> str | None:
+    """What is wrong with a five-field cron string or @alias, in words; None if nothing.
+
+    periodiq reads fields out of range ("99 * * * *") and dates that never come
+    ("0 0 31 2 *") without a word; both are problems here.
+    """
+    try:
+        spec = cron(schedule)
+    except KeyError:
+        return "it is not an alias periodiq knows (@hourly, @daily, @weekly, @monthly, @yearly)"
+    except Exception as exc:
+        return f"periodiq cannot read it ({type(exc).__name__}: {exc})"
+    for (name, least, most), values in zip(CRON_FIELDS, spec.astuple(), strict=True):
+        wrong = [value for value in values if not least <= value <= most]
+        if wrong:
+            return f"its {name} field has {wrong[0]}, outside {least}-{most}"
+    only_days_of_month = spec.is_dom_restricted and not spec.is_dow_restricted
+    if only_days_of_month and not any(
+        day <= MONTH_DAYS[month] for month in spec.month for day in spec.dom
+    ):
+        return "it never runs: none of its months has any of its days of the month"
+    return None
+
+
+@checks.register()
+def check_cron_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The cleanup schedule reads as meant (its shape is E018 of stream_analysis.checks)."""
+    schedule = app_settings.CLEANUP_SCHEDULE
+    if not isinstance(schedule, str) or not (
+        schedule.startswith("@") or len(schedule.split()) == 5
+    ):
+        return []  # reported by stream_analysis.checks.check_cleanup_schedule
+    problem = cron_problem(schedule)
+    if problem is None:
+        return []
+    return [
+        error(
+            18,
+            f"STREAM_ANALYSIS_CLEANUP_SCHEDULE is {schedule!r}: {problem}. The periodic "
+            "cleanup is off until it is fixed.",
+            "Write five fields: minute (0-59) hour (0-23) day-of-month (1-31) month (1-12) "
+            "day-of-week (0-7), e.g. '*/10 * * * *'; or None to turn the cleanup off.",
         )
     ]

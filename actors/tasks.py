@@ -24,15 +24,35 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
 from stream_analysis import calculation, coordinator, retention
-from stream_analysis.exceptions import ConfigurationError, StreamAnalysisError
+from stream_analysis.exceptions import StreamAnalysisError
 from stream_analysis.models import AnalysisTask
-from stream_analysis.settings import app_settings
+from stream_analysis.settings import DEFAULTS, app_settings
 
 from . import queue
+from .checks import cron_problem, valid_queue_name
 
 logger = logging.getLogger(__name__)
 
-QUEUE: str = app_settings.QUEUE
+
+def queue_name() -> str:
+    """``STREAM_ANALYSIS_QUEUE``, or the default while it is not a valid name.
+
+    Read once, when the actors are declared. A bad name must not crash every
+    command at import: ``manage.py check`` reports it (E022), and so does this log.
+    """
+    name = app_settings.QUEUE
+    if valid_queue_name(name):
+        return str(name)
+    logger.error(
+        "STREAM_ANALYSIS_QUEUE is %r, not a valid queue name: using %r (manage.py check "
+        "says how to fix it)",
+        name,
+        DEFAULTS["QUEUE"],
+    )
+    return str(DEFAULTS["QUEUE"])
+
+
+QUEUE: str = queue_name()
 #: Dramatiq's own retries cover infrastructure errors (database gone, reset
 #: connection); calculate() failures are retried per frame by the domain.
 INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
@@ -94,7 +114,9 @@ def coordinate(key: str) -> None:
         return
     # The tick has committed: the workers these messages wake can see its frames.
     top_up(key, result.due)
-    if result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
+    if result.capped:
+        coordinate.send(key)  # the frames past MAX_FRAMES_PER_TICK, at once
+    elif result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
         send_rearm(key, result.rearm_in)
 
 
@@ -150,17 +172,24 @@ def periodic_options(setting: str) -> dict[str, Any]:
 
     A cron string gives ``{"periodic": cron(...)}``; None gives no option (the
     actor exists but is never scheduled). Read once, when the actors are declared.
+    A schedule that is not valid gives no option either, with an error logged:
+    it must not crash every command at import; ``manage.py check`` reports it (E018).
     """
     schedule = getattr(app_settings, setting)
     if schedule is None:
         return {}
-    try:
-        return {"periodic": cron(schedule)}
-    except Exception as exc:
-        raise ConfigurationError(
-            f"STREAM_ANALYSIS_{setting} is {schedule!r}, not a cron schedule periodiq can "
-            f"read ({exc}). Write e.g. '*/10 * * * *', or None to turn it off."
-        ) from exc
+    problem = cron_problem(schedule) if isinstance(schedule, str) else "it is not a string"
+    if problem is None and len(schedule.split()) not in (1, 5):
+        problem = "it does not have five fields"
+    if problem is not None:
+        logger.error(
+            "STREAM_ANALYSIS_%s is %r: %s. Not scheduled (manage.py check says how to fix it).",
+            setting,
+            schedule,
+            problem,
+        )
+        return {}
+    return {"periodic": cron(schedule)}
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, **periodic_options("CLEANUP_SCHEDULE"))

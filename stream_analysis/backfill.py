@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import transaction
+from django.utils import timezone
 
-from . import coordinator, grid, operations, states
+from . import coordinator, grid, operations, states, stream_clock
 from .models import AnalysisTask, BaseTimeFrame
 
 #: Frames inserted (or reset) per statement by a backfill; a progress bar's step.
@@ -20,8 +21,14 @@ BACKFILL_CHUNK = 10_000
 
 
 def backfill_plan(frame_class: type[BaseTimeFrame]) -> grid.FrameRange | None:
-    """Every closed frame over the whole stream, existing ones included (None: empty)."""
-    bounds = coordinator.stream_bounds(frame_class.get_stream())
+    """Every closed frame over the whole stream, existing ones included (None: empty).
+
+    Items beyond now + ``FUTURE_TOLERANCE`` are not followed, as in a tick.
+    """
+    stream = frame_class.get_stream()
+    bounds = coordinator.stream_bounds(stream)
+    if bounds is not None:
+        bounds = stream_clock.trusted_bounds(stream, bounds, timezone.now())
     if bounds is None:
         return None
     return grid.backfill_frames(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,16 +21,58 @@ from .settings import DEFAULTS, app_settings
 
 KEY_PATTERN = re.compile(r"\w+")
 SETTING = "ANALYSIS_TIME_FRAME_TASKS"
-POSITIVE_SETTINGS = (
-    "BATCH_SIZE",
-    "TIME_BUDGET",
-    "FRAME_TIME_LIMIT",
-    "MAX_ATTEMPTS",
-    "RETRY_BACKOFF",
-    "RETRY_BACKOFF_MAX",
-    "CONCURRENCY",
-    "ARRIVAL_SETTLE",
-)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a numeric ``STREAM_ANALYSIS_*`` setting may be."""
+
+    #: A whole number (an int), or any number (int or float).
+    whole: bool
+    #: Largest value allowed (an upper bound well above any sane use).
+    most: float
+    #: Smallest value allowed; None: any number above zero.
+    least: float | None = None
+    #: None is allowed too (it turns the feature off).
+    none: bool = False
+
+    def allows(self, value: object) -> bool:
+        if value is None:
+            return self.none
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else int | float):
+            return False
+        if not math.isfinite(value):
+            return False
+        above_least = value > 0 if self.least is None else value >= self.least
+        return above_least and value <= self.most
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        if self.least is None:
+            text = f"{kind} above 0 and at most {self.most:g}"
+        else:
+            text = f"{kind} from {self.least:g} to {self.most:g}"
+        return text + (", or None" if self.none else "")
+
+
+#: Every numeric setting and its bounds (E011). BATCH_SIZE: PostgreSQL tracks 64
+#: writing subtransactions per transaction before it spills to disk.
+NUMBER_SETTINGS = {
+    "BATCH_SIZE": Bounds(whole=True, least=1, most=64),
+    "CONCURRENCY": Bounds(whole=True, least=1, most=256),
+    "MAX_ATTEMPTS": Bounds(whole=True, least=1, most=100),
+    "MAX_FRAMES_PER_TICK": Bounds(whole=True, least=1, most=10_000_000),
+    "TIME_BUDGET": Bounds(whole=False, most=3_600),
+    "FRAME_TIME_LIMIT": Bounds(whole=False, most=86_400),
+    "RETRY_BACKOFF": Bounds(whole=False, most=86_400),
+    "RETRY_BACKOFF_MAX": Bounds(whole=False, most=7 * 86_400),
+    "ARRIVAL_SETTLE": Bounds(whole=False, most=3_600),
+    "METRICS_WINDOW": Bounds(whole=False, most=7 * 86_400),
+    "FUTURE_TOLERANCE": Bounds(whole=False, least=0, most=100 * 365 * 86_400, none=True),
+}
+#: The shortest DURATION of a frame model (E006): shorter frames would be
+#: created faster than ticks and workers can follow.
+MIN_DURATION = timedelta(seconds=1)
 
 
 def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
@@ -153,13 +197,14 @@ def check_frame_class(where: str, path: str) -> list[checks.CheckMessage]:
 
 def check_duration(where: str, frame_class: type) -> list[checks.CheckMessage]:
     duration = getattr(frame_class, "DURATION", None)
-    if isinstance(duration, timedelta) and duration > timedelta(0):
+    if isinstance(duration, timedelta) and duration >= MIN_DURATION:
         return []
     return [
         error(
             6,
-            f"{where}: {frame_class.__name__}.DURATION is {duration!r}, not a positive timedelta.",
-            "Set DURATION = timedelta(seconds=15) (or any positive timedelta).",
+            f"{where}: {frame_class.__name__}.DURATION is {duration!r}, not a timedelta of "
+            f"at least {MIN_DURATION.total_seconds():g} second.",
+            "Set DURATION = timedelta(seconds=15) (or any timedelta of one second or more).",
             obj=frame_class,
         )
     ]
@@ -371,17 +416,17 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     found: list[checks.CheckMessage] = []
-    for name in POSITIVE_SETTINGS:
+    for name, bounds in NUMBER_SETTINGS.items():
         value = getattr(app_settings, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if not bounds.allows(value):
             found.append(
                 error(
                     11,
-                    f"STREAM_ANALYSIS_{name} is {value!r}; it must be a positive number.",
+                    f"STREAM_ANALYSIS_{name} is {value!r}; it must be {bounds.describe()}.",
                     f"Remove it to use the default ({DEFAULTS[name]!r}).",
                 )
             )
-    return found + check_cleanup_schedule()
+    return found + check_cleanup_schedule() + check_metrics_settings()
 
 
 def check_cleanup_schedule() -> list[checks.CheckMessage]:
@@ -403,4 +448,60 @@ def check_cleanup_schedule() -> list[checks.CheckMessage]:
             "Write e.g. '*/10 * * * *' (every 10 minutes; periodiq has minute resolution "
             "and would ignore a seconds field), or None to turn the periodic cleanup off.",
         )
+    ]
+
+
+def check_metrics_settings() -> list[checks.CheckMessage]:
+    """METRICS_PUBLIC is a bool (a string "False" would be true) and METRICS_TOKEN a str."""
+    found: list[checks.CheckMessage] = []
+    public = app_settings.METRICS_PUBLIC
+    if not isinstance(public, bool):
+        found.append(
+            error(
+                19,
+                f"STREAM_ANALYSIS_METRICS_PUBLIC is {public!r}, not True or False; the metrics "
+                "stay private until it is fixed.",
+                "Write STREAM_ANALYSIS_METRICS_PUBLIC = False (or True to serve anyone who "
+                "reaches the view), without quotes.",
+            )
+        )
+    token = app_settings.METRICS_TOKEN
+    if not isinstance(token, str) or token != token.strip():
+        found.append(
+            error(
+                20,
+                f"STREAM_ANALYSIS_METRICS_TOKEN is {type(token).__name__} {token!r} "
+                "(it must be a string without surrounding spaces); it lets nobody in until "
+                "it is fixed.",
+                "Set it to a long random string, e.g. from "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))', read from the "
+                'environment; or "" for no token.',
+            )
+        )
+    return found
+
+
+@checks.register()
+def check_shared_frame_classes(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Two tasks on one frame model would share its frames and count each one twice."""
+    users: dict[Any, list[str]] = {}
+    for key, task in app_settings.tasks().items():
+        try:
+            frame_class = import_string(task.frame_class_path)
+        except ImportError:
+            continue  # E004
+        users.setdefault(frame_class, []).append(key)
+    return [
+        error(
+            21,
+            f"{SETTING}: the tasks {', '.join(repr(k) for k in keys)} all use "
+            f"{getattr(frame_class, '__name__', frame_class)}: they would create, calculate and "
+            "count the same frames, each as its own.",
+            "Give each task its own frame model (subclass a shared abstract model), or keep "
+            "one of these tasks.",
+        )
+        for frame_class, keys in users.items()
+        if len(keys) > 1
     ]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import grid, queries, trail
+from . import grid, queries, stream_clock, trail
 from .exceptions import FrameGridChanged
 from .models import AnalysisTask, BaseTimeFrame
 from .settings import app_settings
@@ -41,6 +41,8 @@ class TickResult:
     rearm_in: float | None = None
     #: Calculated frames put back to pending because late items arrived.
     recomputed: int = 0
+    #: More frames are due than ``MAX_FRAMES_PER_TICK`` let this tick create: tick again.
+    capped: bool = False
 
 
 def stream_latest(stream: AbstractStream) -> datetime | None:
@@ -123,20 +125,50 @@ def create_due_frames(task: AnalysisTask, *, count_limit: int) -> TickResult:
         return TickResult(task.key, running=False)
     frame_class = task.get_frame_class()
     now = timezone.now()
-    created, rearm_in = 0, None
     newest = newest_frame_start(frame_class)
     check_grid(task, frame_class, newest)
-    bounds = stream_bounds(frame_class.get_stream())
-    watermark = None
-    if bounds is not None:
-        watermark = observe_watermark(task, bounds[1], frame_class.IDLE_TIMEOUT, now)
-        created = create_closed_frames(frame_class, bounds[0], watermark, newest)
+    watermark, created, capped = follow_stream(task, frame_class, newest, now)
     rearm_in = rearm_seconds(frame_class, watermark)
     recomputed = mark_late_frames(task, frame_class, now) if frame_class.RECOMPUTE_LATE else 0
     task.last_tick_at = now
     task.save(update_fields=[*TICK_STATE])
     due = count_due(frame_class, count_limit)
-    return TickResult(task.key, created=created, due=due, rearm_in=rearm_in, recomputed=recomputed)
+    return TickResult(
+        task.key,
+        created=created,
+        due=due,
+        rearm_in=rearm_in,
+        recomputed=recomputed,
+        capped=capped,
+    )
+
+
+def follow_stream(
+    task: AnalysisTask, frame_class: type[BaseTimeFrame], newest: datetime | None, now: datetime
+) -> tuple[datetime | None, int, bool]:
+    """Read the stream's bounds, note its watermark, create the frames it closes.
+
+    Returns (the watermark, None for an empty or untrusted stream; frames created;
+    whether ``MAX_FRAMES_PER_TICK`` left some for the next tick).
+    """
+    stream = frame_class.get_stream()
+    bounds = stream_bounds(stream)
+    if bounds is None:
+        return None, 0, False
+    trusted = stream_clock.trusted_bounds(stream, bounds, now)
+    if trusted != bounds and task.stream_latest != bounds[1]:
+        stream_clock.report_future_item(task.key, bounds[1], now)
+    watermark = observe_watermark(
+        task,
+        bounds[1],
+        frame_class.IDLE_TIMEOUT,
+        now,
+        trusted=None if trusted is None else trusted[1],
+    )
+    if trusted is None or watermark is None:
+        return watermark, 0, False
+    created, capped = create_closed_frames(frame_class, trusted[0], watermark, newest)
+    return watermark, created, capped
 
 
 #: The task's fields a tick writes; start/stop and re-arms write others.
@@ -177,12 +209,23 @@ def check_grid(
 
 
 def observe_watermark(
-    task: AnalysisTask, latest: datetime, idle_timeout: timedelta | None, now: datetime
-) -> datetime:
-    """Note when the stream's latest time last moved; return the time to close frames to."""
+    task: AnalysisTask,
+    latest: datetime,
+    idle_timeout: timedelta | None,
+    now: datetime,
+    *,
+    trusted: datetime | None,
+) -> datetime | None:
+    """Note when the stream's latest time last moved; return the time to close frames to.
+
+    ``trusted`` is the latest time within ``FUTURE_TOLERANCE`` (``latest`` itself
+    unless an item lies beyond it); None: no item is trusted, nothing closes.
+    """
     if task.stream_latest != latest:
         task.stream_latest, task.stream_latest_seen_at = latest, now
-    return grid.idle_watermark(latest, task.stream_latest_seen_at, now, idle_timeout)
+    if trusted is None:
+        return None
+    return grid.idle_watermark(trusted, task.stream_latest_seen_at, now, idle_timeout)
 
 
 def create_closed_frames(
@@ -190,8 +233,12 @@ def create_closed_frames(
     earliest: datetime,
     watermark: datetime,
     newest: datetime | None,
-) -> int:
-    """Insert every frame closed by ``watermark`` after ``newest`` (the newest frame's start)."""
+) -> tuple[int, bool]:
+    """Insert the frames closed by ``watermark`` after ``newest`` (the newest frame's start),
+    at most ``MAX_FRAMES_PER_TICK`` of them, oldest first.
+
+    Returns (frames created, whether more are due than the cap let it create).
+    """
     planned = grid.frames_to_create(
         duration=frame_class.DURATION,
         earliest=earliest,
@@ -201,7 +248,10 @@ def create_closed_frames(
         lateness=frame_class.LATENESS,
     )
     if planned is None:
-        return 0
+        return 0, False
+    capped = planned.count > app_settings.MAX_FRAMES_PER_TICK
+    if capped:
+        planned = next(planned.chunks(app_settings.MAX_FRAMES_PER_TICK))
     created = insert_frames(frame_class, planned)
     if created:
         logger.info(
@@ -211,7 +261,7 @@ def create_closed_frames(
             planned.last,
             extra={"action": "create_frames", "frame_class": frame_class.__name__},
         )
-    return created
+    return created, capped
 
 
 def rearm_seconds(frame_class: type[BaseTimeFrame], watermark: datetime | None) -> float | None:

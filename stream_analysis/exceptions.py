@@ -34,3 +34,19 @@ class StreamError(StreamAnalysisError):
 
 class FrameGridChanged(ConfigurationError):
     """A frame model's DURATION or OFFSET changed while frames of the old grid exist."""
+
+
+class MissingDataError(StreamAnalysisError):
+    """A recompute would run ``calculate()`` on frames whose stream data may be gone."""
+
+    def __init__(self, frame_class: type, count: int, complete_from: object) -> None:
+        self.frame_class = frame_class
+        self.count = count
+        self.complete_from = complete_from
+        super().__init__(
+            f"{count} of these {frame_class.__name__} frames start before {complete_from} "
+            "(the frame of the stream's earliest stored item): their stream data may have "
+            "been cleaned up, and recomputing them would replace good results with partial "
+            "ones. Leave them out of the range, or accept that and mark them missing_data "
+            "(--allow-missing-data; in the admin, the confirmation's checkbox)."
+        )

@@ -9,19 +9,26 @@ Because it waits, an action on a frame being calculated lasts until that
 worker's batch commits (at most about ``STREAM_ANALYSIS_TIME_BUDGET`` plus one
 frame).
 
-A recomputed frame runs ``calculate()`` again on the stream data still stored:
-frames older than the stream's cleanup cutoff get a partial result, and
-``calculate()`` must replace, not add to, what an earlier run wrote.
+A recomputed frame runs ``calculate()`` again on the stream data still stored,
+and ``calculate()`` must replace, not add to, what an earlier run wrote. A
+frame that starts before the stream's earliest stored item may have lost its
+data to a cleanup: :func:`recompute` refuses such frames
+(:class:`~stream_analysis.exceptions.MissingDataError`) unless told to accept
+them, and then marks them ``missing_data``. :func:`recompute_plan` says what a
+recompute would change without changing it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
 
-from . import signals, states, trail
+from . import grid, signals, states, trail
+from .exceptions import MissingDataError
 from .models import AnalysisTask, BaseTimeFrame
 
 logger = logging.getLogger(__name__)
@@ -30,14 +37,17 @@ logger = logging.getLogger(__name__)
 PENDING = {"calculated": False, "failed": False, "attempts": 0, "next_attempt_at": None}
 
 
-def reset_to_pending(frames: models.QuerySet[Any], reason: str = trail.RECOMPUTE) -> int:
+def reset_to_pending(
+    frames: models.QuerySet[Any], reason: str = trail.RECOMPUTE, **values: Any
+) -> int:
     """Put ``frames`` back to pending, attempts and last error cleared, in one UPDATE.
 
-    The frames' trail counts it as a recompute for ``reason`` (a ``trail`` reason).
-    Returns how many frames were reset. Ticks nothing: see :func:`recompute`.
+    The frames' trail counts it as a recompute for ``reason`` (a ``trail`` reason);
+    ``values`` are more fields to set in the same UPDATE. Returns how many frames
+    were reset. Ticks nothing: see :func:`recompute`.
     """
     with transaction.atomic():
-        count = frames.update(**PENDING, last_error="", **trail.put_back_fields(reason))
+        count = frames.update(**PENDING, last_error="", **trail.put_back_fields(reason), **values)
         trail.RecomputeTotal.record(frames.model, reason, count)
     return count
 
@@ -57,16 +67,77 @@ def retry_failed(
     return count
 
 
-def recompute(
+@dataclass(frozen=True)
+class RecomputePlan:
+    """What :func:`recompute` would do to a set of frames."""
+
+    #: Frames that would be put back to pending.
+    frames: int
+    #: Of those, frames calculated now (their results are replaced).
+    calculated: int
+    #: Of those, frames that start before ``complete_from``: their data may be gone.
+    missing_data: int
+    #: Frames starting before this time may have lost stream data (None: none can have).
+    complete_from: datetime | None
+
+
+def data_complete_from(frame_class: type[BaseTimeFrame]) -> datetime | None:
+    """The start of the first frame whose stream data is surely all stored, or None.
+
+    Cleanup deletes items before a cutoff and keeps the rest, so a frame that
+    starts before the frame of the stream's earliest stored item may have lost
+    items; one that starts at or after it has not. With the stream empty, every
+    existing frame may have lost its data. None: no frame exists.
+    """
+    stream = frame_class.get_stream()
+    earliest = None if stream.is_stream_empty() else stream.get_earliest_stream_time()
+    if earliest is None:
+        return frame_class.get_latest_end_time()
+    return grid.frame_start(earliest, frame_class.DURATION, frame_class.OFFSET)
+
+
+def recompute_plan(
     frame_class: type[BaseTimeFrame], queryset: models.QuerySet[Any] | None = None
+) -> RecomputePlan:
+    """Count what :func:`recompute` of ``queryset`` (default: all) would change; change nothing."""
+    frames = _frames(frame_class, queryset)
+    complete_from = data_complete_from(frame_class)
+    missing = models.Q(start_time__lt=complete_from) if complete_from else models.Q(pk__in=[])
+    counts = frames.aggregate(
+        frames=models.Count("pk"),
+        calculated=models.Count("pk", filter=states.CALCULATED),
+        missing_data=models.Count("pk", filter=missing),
+    )
+    return RecomputePlan(complete_from=complete_from, **counts)
+
+
+def recompute(
+    frame_class: type[BaseTimeFrame],
+    queryset: models.QuerySet[Any] | None = None,
+    *,
+    allow_missing_data: bool = False,
 ) -> int:
     """Put every frame of ``queryset`` (default: all) back to pending, whatever its status.
 
     A calculated frame keeps its results and ``calculated_at`` until it is
-    calculated again (its status reads 'stale' meanwhile). Returns how many
-    frames were reset; the tasks using ``frame_class`` are ticked.
+    calculated again (its status reads 'stale' meanwhile). Frames that start
+    before :func:`data_complete_from` may have lost their stream data: they are
+    refused (:class:`MissingDataError`, nothing changed), or with
+    ``allow_missing_data`` recomputed and marked ``missing_data``. Returns how
+    many frames were reset; the tasks using ``frame_class`` are ticked.
     """
-    count = reset_to_pending(_frames(frame_class, queryset))
+    frames = _frames(frame_class, queryset)
+    complete_from = data_complete_from(frame_class)
+    with transaction.atomic():
+        if complete_from is None:
+            at_risk, intact = frames.none(), frames
+        else:
+            at_risk = frames.filter(start_time__lt=complete_from)
+            intact = frames.filter(start_time__gte=complete_from)
+        if not allow_missing_data and at_risk.exists():
+            raise MissingDataError(frame_class, at_risk.count(), complete_from)
+        marked = reset_to_pending(at_risk, missing_data=True)
+        count = marked + reset_to_pending(intact)
     _changed(frame_class, count, "recompute")
     return count
 

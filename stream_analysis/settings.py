@@ -39,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "ARRIVAL_SETTLE": 2.0,
     # Dramatiq queue of this app's actors.
     "QUEUE": "stream_analysis",
+    # Frames one coordinator tick may create; the rest are created by the ticks
+    # that follow at once, so a tick stays short however far behind a task is.
+    "MAX_FRAMES_PER_TICK": 100_000,
+    # Seconds the stream's latest time may run ahead of the wall clock. An item
+    # further ahead (a wrong clock, a typo) is reported once and not followed:
+    # frames close up to the latest item within it. None: no limit.
+    "FUTURE_TOLERANCE": 3600.0,
     # The metrics view: False serves staff users only (and METRICS_TOKEN holders);
     # True serves anyone who reaches it, so restrict it by network.
     "METRICS_PUBLIC": False,

@@ -13,6 +13,10 @@ from . import rollups, states, trail
 from .coordinator import stream_latest
 from .models import AnalysisTask
 
+#: The permission that lets a staff user read the tasks' status outside the admin
+#: (the metrics view, a dashboard), as the admin's task list needs it too.
+VIEW_PERMISSION = "stream_analysis.view_analysistask"
+
 
 @dataclass(frozen=True)
 class TaskStatus:

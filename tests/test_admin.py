@@ -66,8 +66,14 @@ def task_pk(key: str) -> int:
     return AnalysisTask.require(key).pk
 
 
-def run_action(client, url: str, action: str, *pks: int):
-    return client.post(url, {"action": action, "_selected_action": [str(pk) for pk in pks]})
+def run_action(client, url: str, action: str, *pks: int, **fields: str):
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks], **fields}
+    return client.post(url, data)
+
+
+def recompute(client, *pks: int, **fields: str):
+    """The recompute action, confirmed (the admin asks first)."""
+    return run_action(client, FRAMES, "recompute_frames", *pks, confirm="yes", **fields)
 
 
 def make_frames(*rows: dict) -> list[CountFrame]:
@@ -345,13 +351,14 @@ def test_retry_failed_frames_resets_the_selected_failed_frames_only(operator_cli
 def test_recompute_puts_the_selected_frames_back_to_pending_whatever_their_status(
     operator_client, ticks
 ):
+    Item.objects.create(created_at=at(0))  # the stream still holds the frames' data
     failed, done, untouched = make_frames(
         {"failed": True, "attempts": 3},
         {"calculated": True, "attempts": 1, "item_count": 4},
         {"calculated": True, "attempts": 1},
     )
 
-    page = run_action(operator_client, FRAMES, "recompute_frames", failed.pk, done.pk)
+    page = recompute(operator_client, failed.pk, done.pk)
 
     assert page.status_code == 302
     assert due(failed) and due(done)
@@ -363,13 +370,81 @@ def test_recompute_puts_the_selected_frames_back_to_pending_whatever_their_statu
 
 def test_a_frame_action_on_a_stopped_task_says_the_task_must_be_started(operator_client):
     AnalysisTask.require("counts").cancel()
+    Item.objects.create(created_at=at(0))
     (frame,) = make_frames({"calculated": True})
 
-    page = run_action(operator_client, FRAMES, "recompute_frames", frame.pk)
+    page = recompute(operator_client, frame.pk)
 
     notes = [str(message) for message in get_messages(page.wsgi_request)]
     assert notes[0] == "1 frame put back to pending, to be recomputed."
     assert "start its task" in notes[1]
+
+
+def page_text(page) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", page.content.decode()).split())
+
+
+def test_recompute_asks_first_with_the_number_of_frames_and_changes_nothing(operator_client):
+    Item.objects.create(created_at=at(0))
+    done, pending = make_frames({"calculated": True, "item_count": 4}, {})
+
+    page = run_action(operator_client, FRAMES, "recompute_frames", done.pk, pending.pk)
+
+    assert page.status_code == 200
+    assert (
+        "Recompute 2 frames? 1 of them is calculated: its results will be replaced by a new "
+        "calculation." in page_text(page)
+    )
+    assert 'name="confirm" value="yes"' in page.content.decode()
+    done.refresh_from_db()
+    assert done.calculated and done.item_count == 4
+
+
+def test_recompute_of_every_frame_across_pages_counts_them_all_before_acting(operator_client):
+    Item.objects.create(created_at=at(0))
+    first, *_ = make_frames(*[{"calculated": True}] * 3)
+
+    asked = run_action(operator_client, FRAMES, "recompute_frames", first.pk, select_across="1")
+    done = recompute(operator_client, first.pk, select_across="1")
+
+    assert "Recompute 3 frames?" in page_text(asked)
+    assert 'name="select_across" value="1"' in asked.content.decode()
+    assert done.status_code == 302
+    assert CountFrame.objects.filter(calculated=True).count() == 0
+
+
+def test_recompute_refuses_frames_whose_data_was_cleaned_up_unless_told(operator_client):
+    # Given three calculated frames, and the stream's items before 30 cleaned up
+    Item.objects.create(created_at=at(31))
+    frames = make_frames(*[{"calculated": True, "item_count": 7}] * 3)
+    pks = [frame.pk for frame in frames]
+
+    asked = run_action(operator_client, FRAMES, "recompute_frames", *pks)
+    refused = recompute(operator_client, *pks)
+
+    assert "2 of them start before" in page_text(asked)
+    assert 'name="allow_missing_data"' in asked.content.decode()
+    notes = [str(message) for message in get_messages(refused.wsgi_request)]
+    assert notes[0].startswith("Nothing recomputed. 2 of these CountFrame frames start before")
+    assert CountFrame.objects.filter(calculated=True, item_count=7).count() == 3
+    # When the operator ticks the box, they are recomputed and marked missing_data
+    recompute(operator_client, *pks, allow_missing_data="yes")
+
+    marked = CountFrame.objects.filter(calculated=False, missing_data=True)
+    assert sorted(marked.values_list("start_time", flat=True)) == [at(0), at(15)]
+    assert CountFrame.objects.get(start_time=at(30)).missing_data is False
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["start_time__year=9999", "start_time__year=9999&start_time__month=12",
+     "start_time__year=9999&start_time__month=12&start_time__day=31"],
+)  # fmt: skip
+def test_a_date_at_the_end_of_the_calendar_in_the_frame_list_is_a_bad_lookup(staff_client, query):
+    response = staff_client.get(f"{FRAMES}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{FRAMES}?e=1"
 
 
 # -- actions while a worker holds the frame ---------------------------------------------
@@ -411,6 +486,7 @@ def hold_frame(frame_pk: int, then: Callable[[], None], errors: list[BaseExcepti
 
 def test_recompute_of_a_frame_being_calculated_waits_and_then_applies(live_db, operator_client):
     # Given a worker calculating a pending frame: it holds the row lock
+    Item.objects.create(created_at=at(0))
     (frame,) = make_frames({})
     errors: list[BaseException] = []
 
@@ -422,7 +498,7 @@ def test_recompute_of_a_frame_being_calculated_waits_and_then_applies(live_db, o
     worker = hold_frame(frame.pk, worker_stores_the_result, errors)
 
     # When an operator recomputes it (the request waits for the worker's commit)
-    page = run_action(operator_client, FRAMES, "recompute_frames", frame.pk)
+    page = recompute(operator_client, frame.pk)
     worker.join(30)
 
     # Then the worker's result committed and the frame is due again, not lost

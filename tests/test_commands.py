@@ -23,13 +23,22 @@ from django.core.management.base import CommandError
 
 from actors import queue, tasks
 from stream_analysis import AnalysisTask, backfill, coordinator
+from stream_analysis.management import base
 from stream_analysis.management.base import (
     format_duration,
     format_table,
     format_time,
     parse_time,
 )
-from tests.conftest import WITH_DEFAULT_SIGINT, Processes, at, wait_until, worker_env
+from tests.conftest import (
+    REPO,
+    WITH_DEFAULT_SIGINT,
+    Processes,
+    at,
+    configure_only,
+    wait_until,
+    worker_env,
+)
 from tests.testapp.models import CalculationLog, CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -243,7 +252,7 @@ def test_clear_queue_deletes_the_pending_frames_of_one_task():
     frames(CountFrame, 30, 45)
     frames(FlakyFrame, 30)
 
-    out = run("clear_queue", "counts")
+    out = run("clear_queue", "counts", "--force")
 
     assert out == "Cleared 0 queued messages and 2 pending frames.\n"
     assert starts(CountFrame) == [at(0), at(15)]
@@ -255,10 +264,61 @@ def test_clear_queue_also_deletes_the_tasks_queued_messages():
     tasks.calculate.send("counts")
     tasks.calculate.send("flaky")
 
-    out = run("clear_queue", "counts")
+    out = run("clear_queue", "counts", "--force")
 
     assert out == "Cleared 1 queued messages and 0 pending frames.\n"
     assert queue.count_queued(tasks.QUEUE, tasks.calculate.actor_name, "flaky") == 1
+
+
+@pytest.mark.django_db
+def test_clear_queue_refuses_a_running_task_whose_frames_would_not_come_back():
+    # Given a running task with five pending frames older than its newest calculated one
+    items(*range(0, 120, 10))
+    frames(CountFrame, *range(0, 75, 15))
+    frames(CountFrame, 75, calculated=True)
+
+    with pytest.raises(CommandError) as refused:
+        run("clear_queue", "counts")
+
+    assert str(refused.value) == (
+        "counts is running: clear_queue would delete 5 pending frames, of which 5 frames from "
+        "2026-01-01 00:00:00 to 2026-01-01 00:01:15 UTC would never be created again (ticks "
+        "only create frames after the newest remaining one, 2026-01-01 00:01:15 UTC) and the "
+        "next cleanup may delete their stream data. Stop it first ('stream_analysis stop "
+        "counts'), or pass --force."
+    )
+    assert CountFrame.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_clear_queue_with_force_says_exactly_which_frames_will_not_come_back():
+    items(*range(0, 120, 10))
+    frames(CountFrame, *range(0, 75, 15))
+    frames(CountFrame, 75, calculated=True)
+
+    out = run("clear_queue", "counts", "--force")
+
+    assert out.splitlines() == [
+        "Cleared 0 queued messages and 5 pending frames.",
+        "Of those, 5 frames from 2026-01-01 00:00:00 to 2026-01-01 00:01:15 UTC will never be "
+        "created again (ticks only create frames after the newest remaining one, 2026-01-01 "
+        "00:01:15 UTC) and the next cleanup may delete their stream data. 'backfill_analysis "
+        "counts' recreates them while their stream data lasts.",
+    ]
+    # And that is so: the next tick creates none of them
+    coordinator.tick(AnalysisTask.require("counts"))
+    assert starts(CountFrame) == [at(75), at(90)]
+
+
+@pytest.mark.django_db
+def test_clear_queue_of_a_stopped_task_needs_no_force_and_still_says_what_is_lost():
+    run("stream_analysis", "stop", "counts")
+    frames(CountFrame, 0)
+    frames(CountFrame, 15, calculated=True)
+
+    out = run("clear_queue", "counts")
+
+    assert out.splitlines()[1].startswith("Of those, 1 frames from 2026-01-01 00:00:00 to")
 
 
 # -- cleanup_streams -------------------------------------------------------------------
@@ -291,13 +351,19 @@ def test_cleanup_streams_keeps_everything_while_a_task_has_no_frames():
 # -- backfill_analysis -----------------------------------------------------------------
 
 
+def backfilled(*args: str) -> str:
+    """``backfill_analysis <args>``'s output after the plan it prints first."""
+    return "".join(line for line in run("backfill_analysis", *args).splitlines(True)
+                   if ": plan: " not in line)  # fmt: skip
+
+
 @pytest.mark.django_db
 def test_backfill_creates_every_missing_frame_over_the_whole_stream():
     # Given a stream with a gap (nothing between 40 and 100) and one frame already done
     items(1, 40, 100)
     frames(CountFrame, 15, calculated=True)
 
-    out = run("backfill_analysis", "counts")
+    out = backfilled("counts")
 
     # Then every closed 15 s frame exists, the gap's included; the done one is kept
     assert out == "counts: created 5 frames, reset 0.\n"
@@ -309,9 +375,9 @@ def test_backfill_creates_every_missing_frame_over_the_whole_stream():
 @pytest.mark.django_db
 def test_backfill_twice_creates_nothing_the_second_time():
     items(1, 100)
-    run("backfill_analysis", "counts")
+    backfilled("counts")
 
-    assert run("backfill_analysis", "counts") == "counts: created 0 frames, reset 0.\n"
+    assert backfilled("counts") == "counts: created 0 frames, reset 0.\n"
 
 
 @pytest.mark.django_db
@@ -320,7 +386,7 @@ def test_backfill_with_force_queues_done_and_failed_frames_again():
     frames(CountFrame, 0, calculated=True, analysis_time=1.0)
     frames(CountFrame, 15, failed=True, attempts=3, last_error="Traceback ...")
 
-    out = run("backfill_analysis", "counts", "--force")
+    out = backfilled("counts", "--force")
 
     assert out == "counts: created 1 frames, reset 2.\n"
     frame = CountFrame.objects.get(start_time=at(15))
@@ -337,7 +403,7 @@ def test_backfill_with_force_queues_done_and_failed_frames_again():
 def test_backfill_without_a_key_fills_every_task():
     items(1, 100)
 
-    out = run("backfill_analysis")
+    out = backfilled()
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -349,14 +415,14 @@ def test_backfill_without_a_key_fills_every_task():
 
 @pytest.mark.django_db
 def test_backfill_of_an_empty_stream_creates_nothing():
-    assert run("backfill_analysis", "minutely") == "minutely: created 0 frames, reset 0.\n"
+    assert backfilled("minutely") == "minutely: created 0 frames, reset 0.\n"
 
 
 @pytest.mark.django_db
 def test_backfill_with_no_wait_returns_right_after_creating():
     items(1, 100)
 
-    out = run("backfill_analysis", "counts", "--no-wait")
+    out = backfilled("counts", "--no-wait")
 
     assert out == "counts: created 6 frames, reset 0.\n"
     assert CountFrame.objects.filter(calculated=False).count() == 6
@@ -368,7 +434,7 @@ def test_backfill_creates_frames_in_chunks_and_says_how_many_overall(monkeypatch
     items(1, 100)
     frames(CountFrame, 15, calculated=True)
 
-    out = run("backfill_analysis", "counts", "--force")
+    out = backfilled("counts", "--force")
 
     assert out == "counts: created 5 frames, reset 1.\n"
     assert starts(CountFrame) == [at(s) for s in (0, 15, 30, 45, 60, 75)]
@@ -410,7 +476,7 @@ def test_backfill_with_wait_returns_once_the_workers_have_calculated_every_frame
     items(1, 100)
     workers.start(processes=1, threads=4)
 
-    out = run("backfill_analysis", "counts", "--wait")
+    out = backfilled("counts", "--wait")
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -427,7 +493,7 @@ def test_backfill_with_wait_does_not_wait_for_a_stopped_task():
     items(1, 100)
     run("stream_analysis", "stop", "counts")
 
-    out = run("backfill_analysis", "counts", "--wait")
+    out = backfilled("counts", "--wait")
 
     assert out.splitlines() == [
         "counts: created 6 frames, reset 0.",
@@ -448,8 +514,8 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
         text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    seen = [proc.stdout.readline(), proc.stdout.readline()]
-    assert seen[1].startswith("Waiting for 6 frames"), seen
+    seen = [proc.stdout.readline() for _ in range(3)]  # the plan, the result, the wait
+    assert seen[2].startswith("Waiting for 6 frames"), seen
 
     # When the user presses Ctrl-C
     os.kill(proc.pid, signal.SIGINT)
@@ -464,6 +530,110 @@ def test_ctrl_c_while_waiting_stops_watching_with_exit_130_and_keeps_the_frames(
     # And the frames are all there, pending, with a coordinator tick queued for them
     assert starts(CountFrame, calculated=False) == [at(s) for s in range(0, 90, 15)]
     assert queue.count_queued(tasks.QUEUE, tasks.coordinate.actor_name, "counts") == 1
+
+
+@pytest.mark.django_db
+def test_backfill_prints_its_plan_before_it_starts():
+    items(1, 100)
+
+    out = run("backfill_analysis", "--force")
+
+    assert out.splitlines()[:3] == [
+        "counts: plan: 6 frames of 15s from 2026-01-01 00:00:00 to 2026-01-01 00:01:30 UTC "
+        "(calculated and failed ones are recalculated).",
+        "flaky: plan: 6 frames of 15s from 2026-01-01 00:00:00 to 2026-01-01 00:01:30 UTC "
+        "(calculated and failed ones are recalculated).",
+        "minutely: plan: 1 frames of 1m10s from 2026-01-01 00:00:00 to 2026-01-01 00:01:10 "
+        "UTC (calculated and failed ones are recalculated).",
+    ]
+
+
+@pytest.mark.django_db
+def test_backfill_does_not_follow_an_item_dated_2100():
+    items(1, 100)
+    Item.objects.create(created_at=at(0).replace(year=2100))
+
+    out = run("backfill_analysis", "counts")
+
+    assert out.splitlines()[0].startswith("counts: plan: 6 frames of 15s from 2026-01-01")
+    assert starts(CountFrame)[-1] == at(75)
+
+
+@pytest.mark.django_db
+def test_backfill_above_the_threshold_without_a_terminal_refuses_and_creates_nothing(monkeypatch):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 5)
+    items(1, 100)
+
+    with pytest.raises(CommandError) as refused:
+        run("backfill_analysis", "counts")
+
+    assert str(refused.value) == (
+        "backfill_analysis would cover 6 frames (more than 5) and nobody is at a terminal to "
+        "confirm: pass --yes."
+    )
+    assert CountFrame.objects.count() == 0
+    assert backfilled("counts", "--yes") == "counts: created 6 frames, reset 0.\n"
+
+
+def backfill_in_a_child(stdin: object) -> subprocess.Popen[str]:
+    """``backfill_analysis counts --no-wait`` in a child process reading ``stdin``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "backfill_analysis", "counts", "--no-wait"],
+        cwd=REPO,
+        env=worker_env(PYTHONUNBUFFERED="1"),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+BIG_STREAM = (0, 15 * (base.CONFIRM_ABOVE + 1))  # one frame more than the threshold
+
+
+@pytest.mark.usefixtures("live_db")
+def test_backfill_above_the_threshold_in_a_script_prints_its_plan_and_one_line():
+    items(*BIG_STREAM)
+
+    proc = backfill_in_a_child(subprocess.DEVNULL)
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode != 0
+    assert stdout.startswith("counts: plan: 10001 frames of 15s from 2026-01-01 00:00:00 to ")
+    assert [line for line in stderr.splitlines() if line.strip()] == [
+        "CommandError: backfill_analysis would cover 10001 frames (more than 10000) and nobody "
+        "is at a terminal to confirm: pass --yes."
+    ]
+    assert CountFrame.objects.count() == 0
+
+
+@pytest.mark.usefixtures("live_db")
+@pytest.mark.parametrize(("answer", "created"), [("y", 10001), ("n", 0)])
+def test_backfill_above_the_threshold_on_a_terminal_asks_first(answer, created):
+    import pty
+
+    items(*BIG_STREAM)
+    terminal, child_end = pty.openpty()
+    try:
+        proc = backfill_in_a_child(child_end)
+        os.close(child_end)
+        assert proc.stdout is not None
+        asked = ""  # read from the pipe itself: communicate() skips a wrapper's buffer
+        while "[y/N] " not in asked and proc.poll() is None:
+            asked += os.read(proc.stdout.fileno(), 4096).decode()
+        os.write(terminal, f"{answer}\n".encode())
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+
+    assert asked.startswith("counts: plan: 10001 frames of 15s from 2026-01-01 00:00:00 to ")
+    assert asked.endswith("\nBackfill 10001 frames? [y/N] ")
+    assert "Traceback" not in stderr
+    assert CountFrame.objects.count() == created
+    if created:
+        assert stdout == "counts: created 10001 frames, reset 0.\n"
+    else:
+        assert stderr.strip() == "CommandError: Cancelled: nothing changed."
 
 
 def test_the_ctrl_c_test_interrupts_its_child_even_when_the_test_run_ignores_sigint(
@@ -491,7 +661,8 @@ def test_the_ctrl_c_test_interrupts_its_child_even_when_the_test_run_ignores_sig
 
 @pytest.mark.django_db
 def test_recompute_puts_every_frame_overlapping_the_range_back_to_pending():
-    # Given calculated frames 0..75, one failed, and the range [20, 50)
+    # Given calculated frames 0..75 whose data is stored, one failed, and the range [20, 50)
+    items(0)
     frames(CountFrame, 0, 15, 30, 60, 75, calculated=True, calculated_at=at(200))
     frames(CountFrame, 45, failed=True, attempts=3, last_error="Traceback ...")
 
@@ -512,6 +683,7 @@ def test_recompute_puts_every_frame_overlapping_the_range_back_to_pending():
 
 @pytest.mark.django_db
 def test_recompute_takes_a_time_without_offset_as_utc():
+    items(0)
     frames(CountFrame, 0, 15, calculated=True)
 
     out = run("stream_analysis", "recompute", "counts", "--from", "2026-01-01T00:00:15",
@@ -523,6 +695,7 @@ def test_recompute_takes_a_time_without_offset_as_utc():
 
 @pytest.mark.django_db
 def test_recompute_of_a_stopped_task_says_its_frames_wait():
+    items(0)
     frames(MinuteFrame, 0, calculated=True)
 
     out = run("stream_analysis", "recompute", "minutely", "--from", "2026-01-01",
@@ -568,6 +741,125 @@ def test_recompute_twice_queues_each_frame_once_and_workers_calculate_it_once(wo
     assert sorted(runs.values_list("start_time", flat=True)) == [at(15), at(30), at(45)]
     assert CountFrame.objects.get(start_time=at(15)).item_count == 0
     assert CountFrame.objects.get(start_time=at(0)).item_count == 0  # untouched
+
+
+RECOMPUTE_ALL = ("stream_analysis", "recompute", "counts", "--from", "2026-01-01",
+                 "--to", "2026-01-02")  # fmt: skip
+
+
+def item_counts() -> dict:
+    return dict(CountFrame.objects.values_list("start_time", "item_count"))
+
+
+@pytest.mark.workers
+def test_recompute_refuses_frames_whose_data_was_cleaned_up_and_marks_them_if_told(
+    workers, settings
+):
+    # Given four frames of 15 items each, calculated by a real worker
+    configure_only(settings, "counts")
+    items(*(s + k for s in range(0, 60, 15) for k in range(15)), 60)
+    workers.start(processes=1, threads=2)
+    tasks.coordinate.send("counts")
+    wait_until(lambda: CountFrame.objects.filter(calculated=True).count() == 4, 60, "4 frames")
+    assert set(item_counts().values()) == {15}
+    # And a real cleanup that deleted the items of the first three
+    assert run("cleanup_streams") == "Deleted 45 stream items.\n"
+
+    # When all four are recomputed, they are refused, and nothing changes
+    with pytest.raises(CommandError) as refused:
+        run(*RECOMPUTE_ALL)
+
+    assert str(refused.value) == (
+        "counts: 3 of the 4 frames start before 2026-01-01 00:00:45 UTC, the frame of the "
+        "stream's earliest stored item: their data may have been cleaned up, and recomputing "
+        "them would replace their results with partial ones. Nothing changed. Start --from "
+        "there, or pass --allow-missing-data to recompute them anyway, marked missing_data."
+    )
+    assert CountFrame.objects.filter(calculated=True).count() == 4
+    # When told, they are recomputed by the worker and marked missing_data
+    out = run(*RECOMPUTE_ALL, "--allow-missing-data")
+
+    assert out.splitlines()[1] == "3 of them may have lost stream data: marked missing_data."
+    wait_until(
+        lambda: CountFrame.objects.filter(calculated=True).count() == 4, 60, "the recompute"
+    )
+    marked = CountFrame.objects.filter(missing_data=True).order_by("start_time")
+    assert [(f.start_time, f.item_count) for f in marked] == [(at(0), 0), (at(15), 0), (at(30), 0)]
+    assert CountFrame.objects.get(start_time=at(45)).item_count == 15
+
+
+@pytest.mark.django_db
+def test_recompute_dry_run_says_what_would_change_and_changes_nothing():
+    items(20)
+    frames(CountFrame, 0, 15, 30, calculated=True)
+    frames(CountFrame, 45)
+
+    out = run(*RECOMPUTE_ALL, "--dry-run")
+
+    assert out.splitlines() == [
+        "counts: recompute would put 4 frames overlapping [2026-01-01 00:00:00, 2026-01-02 "
+        "00:00:00) UTC back to pending (3 of them calculated: their results are replaced; "
+        "1 start before 2026-01-01 00:00:15 UTC and may have lost their stream data).",
+        "Dry run: nothing changed.",
+    ]
+    assert starts(CountFrame, calculated=True) == [at(0), at(15), at(30)]
+
+
+@pytest.mark.django_db
+def test_recompute_above_the_threshold_without_a_terminal_needs_yes(monkeypatch):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 3)
+    items(0)
+    frames(CountFrame, 0, 15, 30, 45, calculated=True)
+
+    with pytest.raises(CommandError) as refused:
+        run(*RECOMPUTE_ALL)
+
+    assert str(refused.value) == (
+        "counts: recompute would reset 4 frames (more than 3) and nobody is at a terminal to "
+        "confirm: pass --yes, or narrow --from/--to (--dry-run shows what would change)."
+    )
+    assert CountFrame.objects.filter(calculated=True).count() == 4
+    assert run(*RECOMPUTE_ALL, "--yes").startswith("counts: 4 frames overlapping")
+    assert CountFrame.objects.filter(calculated=True).count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("answer", "left_calculated"), [("y\n", 0), ("n\n", 4), ("\n", 4)])
+def test_recompute_above_the_threshold_asks_on_a_terminal(monkeypatch, answer, left_calculated):
+    monkeypatch.setattr(base, "CONFIRM_ABOVE", 3)
+    monkeypatch.setattr(sys, "stdin", TerminalInput(answer))
+    items(0)
+    frames(CountFrame, 0, 15, 30, 45, calculated=True)
+
+    try:
+        run(*RECOMPUTE_ALL)
+    except CommandError as cancelled:
+        assert str(cancelled) == "Cancelled: nothing changed."
+
+    assert CountFrame.objects.filter(calculated=True).count() == left_calculated
+
+
+class TerminalInput(StringIO):
+    """Standard input that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "end", "option"),
+    [("0001-01-01", "9999-12-31", "--from"), ("2026-01-01", "9999-12-31", "--to"),
+     ("2026-01-01", "9999-12-31T23:59:59-05:00", "--to")],
+)  # fmt: skip
+def test_recompute_with_a_date_near_the_ends_of_the_calendar_changes_nothing(start, end, option):
+    items(0)
+    frames(CountFrame, 0, 15, calculated=True)
+
+    with pytest.raises(CommandError, match=f"^{option} '.*' is out of range: give a time from "):
+        run("stream_analysis", "recompute", "counts", "--from", start, "--to", end)
+
+    assert starts(CountFrame, calculated=True) == [at(0), at(15)]
 
 
 # -- cleanup_streams --dry-run ---------------------------------------------------------
@@ -658,8 +950,11 @@ def test_times_given_on_the_command_line_are_iso_8601_and_utc_without_offset(tex
     [
         ("stream_analysis", "Start, stop, list, show the status of, or recompute"),
         ("clear_queue", "Delete a task's pending frames"),
+        ("clear_queue", "is never created again"),
+        ("clear_queue", "Refuses on a running task unless --force"),
         ("cleanup_streams", "Delete stream data that every task"),
         ("backfill_analysis", "Create every missing frame"),
+        ("backfill_analysis", "It first prints its plan (frames and range per task)"),
     ],
 )
 def test_help_of_each_command_exits_zero_and_explains_it(capsys, command, text):
@@ -694,6 +989,7 @@ BAD_DATES = {
     "--from": ["--from", "yesterday", "--to", "2026-01-02T00:00:00Z"],
     "--to": ["--from", "2026-01-01T00:00:00Z", "--to", "2026-13-01"],
 }
+FAR_DATES = ["--from", "0001-01-01", "--to", "9999-12-31"]
 
 
 @pytest.fixture(scope="module")
@@ -713,6 +1009,7 @@ def cli(django_db_setup) -> dict[str, subprocess.CompletedProcess[str]]:
         {f"bad {option}": ["stream_analysis", "recompute", "counts", *argv]
          for option, argv in BAD_DATES.items()}
     )  # fmt: skip
+    argvs["far dates"] = ["stream_analysis", "recompute", "counts", *FAR_DATES]
     env = worker_env()
     with Processes() as processes:
         procs = {
@@ -778,3 +1075,14 @@ def test_recompute_with_a_bad_date_prints_one_line_naming_the_format(cli, option
     (line,) = error_lines(result)
     assert line.startswith(f"CommandError: {option} ")
     assert "is not an ISO 8601 time: write e.g. 2026-01-01T10:00:00Z" in line
+
+
+def test_recompute_with_dates_at_the_ends_of_the_calendar_prints_one_line(cli):
+    result = cli["far dates"]
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert error_lines(result) == [
+        "CommandError: --from '0001-01-01' is out of range: give a time from 1000-01-01 to "
+        "before 9000-01-01 (UTC)."
+    ]

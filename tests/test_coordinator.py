@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -168,3 +169,79 @@ def test_three_coordinator_messages_racing_on_three_processes_calculate_each_fra
     assert CountFrame.objects.count() == 60
     assert CalculationLog.objects.filter(frame_model="CountFrame").count() == 60
     assert {f.start_time: f.item_count for f in CountFrame.objects.all()} == dict(expected)
+
+
+# -- runaway guards ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_tick_creates_at_most_the_capped_number_of_frames_and_later_ticks_the_rest(settings):
+    settings.STREAM_ANALYSIS_MAX_FRAMES_PER_TICK = 4
+    write_stream(10)
+
+    results = [tick() for _ in range(4)]
+
+    assert [(r.created, r.capped) for r in results] == [
+        (4, True), (4, True), (2, False), (0, False)
+    ]  # fmt: skip
+    starts = list(CountFrame.objects.order_by("start_time").values_list("start_time", flat=True))
+    assert starts == [at(15 * i) for i in range(10)]
+
+
+def coordinate_messages_due_now(key: str) -> int:
+    """Coordinator messages for ``key`` in the queue itself (not delayed ones)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM dramatiq.queue WHERE queue_name = %s AND state = 'queued'"
+            " AND message->>'actor_name' = %s AND message->'args'->>0 = %s",
+            [tasks.QUEUE, tasks.coordinate.actor_name, key],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_capped_tick_sends_the_next_tick_at_once_not_a_minute_later(live_db, settings):
+    settings.STREAM_ANALYSIS_MAX_FRAMES_PER_TICK = 4
+    write_stream(10)
+
+    tasks.coordinate.fn("counts")
+
+    assert CountFrame.objects.count() == 4
+    assert coordinate_messages_due_now("counts") == 1
+    # And the last capped tick hands over to the usual re-arm instead
+    tasks.coordinate.fn("counts")
+    tasks.coordinate.fn("counts")
+    assert CountFrame.objects.count() == 10
+    assert coordinate_messages_due_now("counts") == 2
+
+
+@pytest.fixture
+def statement_timeout():
+    """Statements of this connection fail after 5 s (as a production server might set)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '5s'")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("statement_timeout")
+def test_an_item_dated_2100_is_reported_once_and_not_followed(caplog):
+    # Given a stream of 10 closed frames, and one item stamped in the year 2100
+    write_stream(10)
+    Item.objects.create(created_at=at(0).replace(year=2100))
+
+    # When the coordinator ticks twice
+    began = time.monotonic()
+    first, second = tick(), tick()
+    elapsed = time.monotonic() - began
+
+    # Then the frames up to the stream's real latest item exist, and no more; the ticks are short
+    assert (first.created, second.created) == (10, 0)
+    assert CountFrame.objects.latest("start_time").start_time == at(15 * 9)
+    assert elapsed < 3
+    # And the item is reported once, with its time and the fix
+    reports = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(reports) == 1, reports
+    assert "the stream's latest item is at 2100-01-01T00:00:00+00:00" in reports[0]
+    assert "Correct or delete that item, or raise STREAM_ANALYSIS_FUTURE_TOLERANCE" in reports[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from stream_analysis.models import AnalysisTask
 from stream_analysis.status import task_status
@@ -13,9 +13,15 @@ from tests.testapp.models import CountFrame, Item
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.dashboard_urls")]
 
 
+def staff_user(*codenames: str) -> User:
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
 @pytest.fixture
 def staff_client(client):
-    client.force_login(User.objects.create_user("ops", password="pw", is_staff=True))
+    client.force_login(staff_user("view_analysistask"))
     return client
 
 
@@ -25,6 +31,16 @@ def test_an_anonymous_user_is_sent_to_the_login(client, url):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("url", ["/dashboard/", "/dashboard/data.json"])
+def test_a_staff_user_without_the_view_permission_is_refused(client, url):
+    client.force_login(staff_user())
+
+    response = client.get(url)
+
+    assert response.status_code == 403
+    assert b"counts" not in response.content
 
 
 def test_the_page_loads_nothing_from_elsewhere(staff_client):

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.test import Client
 from django.utils import timezone
+from django.views.debug import ExceptionReporter
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 import stream_analysis
+from stream_analysis.contrib import prometheus
 from stream_analysis.contrib.prometheus import DURATION_BUCKETS, StreamAnalysisCollector
 from stream_analysis.models import AnalysisTask, CleanupTotal
 from stream_analysis.status import task_status
@@ -21,9 +24,15 @@ from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
 pytestmark = pytest.mark.django_db
 
 
+def staff_user(*codenames: str) -> User:
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
 @pytest.fixture
 def staff_client(client):
-    client.force_login(User.objects.create_user("ops", password="pw", is_staff=True))
+    client.force_login(staff_user("view_analysistask"))
     return client
 
 
@@ -80,6 +89,80 @@ def test_public_metrics_need_no_login(client, settings):
     settings.STREAM_ANALYSIS_METRICS_PUBLIC = True
 
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_staff_user_without_the_view_permission_is_refused(client):
+    client.force_login(staff_user())
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 403
+    assert b"stream_analysis.view_analysistask" in response.content
+
+
+@pytest.mark.parametrize("value", ["False", "0", 1])
+def test_metrics_public_that_is_not_true_itself_keeps_them_private(client, settings, value):
+    settings.STREAM_ANALYSIS_METRICS_PUBLIC = value
+
+    assert client.get("/metrics").status_code == 403
+
+
+def test_a_token_of_another_type_lets_nobody_in(client, settings):
+    settings.STREAM_ANALYSIS_METRICS_TOKEN = 12345
+
+    assert client.get("/metrics", headers={"Authorization": "Bearer 12345"}).status_code == 403
+
+
+@pytest.fixture
+def debug_client(settings) -> Client:
+    """A client that gets the debug page for an error, as a browser would with DEBUG on."""
+    settings.DEBUG = True
+    return Client(raise_request_exception=False)
+
+
+def test_a_non_ascii_token_is_refused_not_an_error_that_shows_the_real_token(
+    debug_client, settings
+):
+    settings.STREAM_ANALYSIS_METRICS_TOKEN = "s3cret-token"
+
+    response = debug_client.get("/metrics", headers={"Authorization": "Bearer wrong-é"})
+
+    assert response.status_code == 403
+    assert b"s3cret-token" not in response.content
+
+
+def test_a_non_ascii_token_is_compared_as_it_is(client, settings):
+    settings.STREAM_ANALYSIS_METRICS_TOKEN = "sécret-tøken"
+
+    def status(authorization: str) -> int:
+        return client.get("/metrics", headers={"Authorization": authorization}).status_code
+
+    assert status("Bearer sécret-tøken") == 200
+    assert status("Bearer secret-token") == 403
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug page", "error report"])
+def test_an_error_while_checking_the_token_shows_no_token(
+    client, settings, monkeypatch, caplog, debug
+):
+    # Given a comparison that fails (a C function: the failure adds no frame of its own)
+    settings.STREAM_ANALYSIS_METRICS_TOKEN = "s3cret-" + "token"
+    monkeypatch.setattr(prometheus.hmac, "compare_digest", divmod)
+    settings.DEBUG = debug
+    client.raise_request_exception = False
+
+    # When a scraper sends its token
+    response = client.get("/metrics", headers={"Authorization": "Bearer sent-" + "token"})
+
+    # Then neither token shows in the page nor in the report mailed to ADMINS
+    assert response.status_code == 500
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    report = ExceptionReporter(response.wsgi_request, *record.exc_info).get_traceback_html()
+    for page in (response.content.decode(), report):
+        assert "divmod()" in page or not debug
+        assert "s3cret-token" not in page
+        assert "sent-token" not in page
+    assert "may_read_metrics" in report  # the report does show the frames
 
 
 # -- what they say -------------------------------------------------------------------

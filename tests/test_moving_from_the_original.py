@@ -484,9 +484,11 @@ def test_the_originals_commands_keep_their_names_and_arguments(legacy_tasks):
     call_command("clear_queue", "demo", stdout=out)
     call_command("cleanup_streams", stdout=out)
 
-    assert out.getvalue().splitlines()[:3] == [
+    assert out.getvalue().splitlines()[:4] == [
         "Started demo.",
         "Stopped demo.",
+        "demo: plan: 8 frames of 15s from 2026-01-01 00:00:00 to 2026-01-01 00:02:00 UTC "
+        "(existing ones are kept).",
         "demo: created 8 frames, reset 0.",
     ]
     assert frames == 8
@@ -497,7 +499,7 @@ def test_the_originals_commands_keep_their_names_and_arguments(legacy_tasks):
     # backfill_analysis without a key backfills every task; clear_queue needs a key
     out = StringIO()
     call_command("backfill_analysis", "--no-wait", stdout=out)
-    assert out.getvalue().splitlines() == [
+    assert [line for line in out.getvalue().splitlines() if ": plan: " not in line] == [
         "demo: created 8 frames, reset 0.",
         "map: created 2 frames, reset 0.",
         "thermometer: created 2 frames, reset 0.",

@@ -1,6 +1,7 @@
 """The demo's live dashboard: a task's result per frame, and every task's lag.
 
-Staff only (it redirects to the admin's login). The page is plain HTML; its
+Staff with the ``stream_analysis.view_analysistask`` permission only (it
+redirects to the admin's login; staff without the permission get 403). The page is plain HTML; its
 inline script fetches ``data.json`` every few seconds and redraws an inline
 SVG and a table: no CDN, nothing from the internet.
 
@@ -11,10 +12,13 @@ task (``tests/dashboard_urls.py``).
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
+from functools import cache, wraps
 from pathlib import Path
+from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import engines
 from django.utils import timezone
@@ -22,7 +26,7 @@ from django.views.decorators.cache import never_cache
 
 from stream_analysis.exceptions import UnknownTaskError
 from stream_analysis.models import AnalysisTask
-from stream_analysis.status import all_statuses
+from stream_analysis.status import VIEW_PERMISSION, all_statuses
 
 #: How many of the newest frames the chart shows.
 FRAMES_SHOWN = 40
@@ -36,6 +40,18 @@ def page_template():
     return engines["django"].from_string(source)
 
 
+def viewers_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Staff (else the admin's login) with the permission to view tasks (else 403)."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(VIEW_PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return staff_member_required(checked)
+
+
 def require_task(key: str) -> AnalysisTask:
     try:
         return AnalysisTask.require(key)
@@ -43,7 +59,7 @@ def require_task(key: str) -> AnalysisTask:
         raise Http404(str(exc)) from exc
 
 
-@staff_member_required
+@viewers_only
 def dashboard(
     request: HttpRequest, task: str, field: str, refresh_seconds: float = 5.0
 ) -> HttpResponse:
@@ -58,7 +74,7 @@ def dashboard(
 
 
 @never_cache
-@staff_member_required
+@viewers_only
 def dashboard_data(request: HttpRequest, task: str, field: str) -> JsonResponse:
     """The newest frames of ``task`` (oldest first) with ``field``, and every task's status."""
     frame_class = require_task(task).get_frame_class()

@@ -13,7 +13,9 @@ from actors.broker import broker_settings  # noqa: E402
 from stream_analysis.database import database_config  # noqa: E402
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless asked for (DJANGO_DEBUG=1, as demo.sh does on 127.0.0.1): a debug
+# page shows settings and local variables to whoever triggers an error.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 
 INSTALLED_APPS = [

@@ -11,10 +11,10 @@ DEMO = {"task": "demo", "field": "item_count"}
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    # Staff only, like the admin.
+    # Staff with the stream_analysis.view_analysistask permission only.
     path("dashboard/", dashboard.dashboard, DEMO),
     path("dashboard/data.json", dashboard.dashboard_data, DEMO),
-    # Staff only (or a bearer token): see docs/metrics.md.
+    # Staff with that permission (or a bearer token): see docs/metrics.md.
     path("metrics", metrics_view),
 ]
 # The admin's CSS and JavaScript under gunicorn, while DEBUG is on (the demo);

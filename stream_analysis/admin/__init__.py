@@ -15,16 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
 from .. import operations, states, status
+from ..exceptions import MissingDataError
 from ..models import AnalysisTask, BaseTimeFrame
 from . import chart
 from .results import ResultsAdminMixin
@@ -140,6 +144,16 @@ class BaseTimeFrameAdmin(ResultsAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [*self.results_urls(), *super().get_urls()]
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # Django's date hierarchy adds a day, a month or a year to the date in the
+        # URL: in 9999 that overflows (OverflowError, or ValueError for the year).
+        # Treat it as the bad lookup it is (the admin redirects to the list with
+        # ?e=1) rather than as a server error.
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
     @admin.display(description="last error")
     def traceback(self, frame: BaseTimeFrame) -> str:
         if not frame.last_error:
@@ -156,10 +170,36 @@ class BaseTimeFrameAdmin(ResultsAdminMixin, admin.ModelAdmin):
         self.warn_if_not_running(request, count)
 
     @admin.action(permissions=["change"], description="Recompute selected frames")
-    def recompute_frames(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        count = operations.recompute(self.model, queryset)
+    def recompute_frames(
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
+        """Show how many frames would be reset (and how many may lack data); act once confirmed."""
+        if request.POST.get("confirm") != "yes":
+            return self.recompute_confirmation(request, queryset)
+        allow = request.POST.get("allow_missing_data") == "yes"
+        try:
+            count = operations.recompute(self.model, queryset, allow_missing_data=allow)
+        except MissingDataError as exc:
+            self.message_user(request, f"Nothing recomputed. {exc}", messages.ERROR)
+            return None
         self.message_user(request, f"{frames(count)} put back to pending, to be recomputed.")
         self.warn_if_not_running(request, count)
+        return None
+
+    def recompute_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Recompute frames?",
+            "opts": self.model._meta,
+            "plan": operations.recompute_plan(self.model, queryset),
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(
+            request, "admin/stream_analysis/recompute_confirmation.html", context
+        )
 
     def warn_if_not_running(self, request: HttpRequest, count: int) -> None:
         """Say so when no running task will calculate the frames just reset."""

@@ -46,6 +46,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from .. import extras
@@ -64,7 +65,7 @@ from prometheus_client.registry import Collector, CollectorRegistry  # noqa: E40
 from .. import states  # noqa: E402
 from ..models import AnalysisTask, CleanupTotal  # noqa: E402
 from ..settings import app_settings  # noqa: E402
-from ..status import TaskStatus, task_status  # noqa: E402
+from ..status import VIEW_PERMISSION, TaskStatus, task_status  # noqa: E402
 
 #: Upper bounds (seconds) of the calculate-duration buckets; ``+Inf`` is added.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -219,21 +220,47 @@ class StreamAnalysisCollector(Collector):
         yield from cleanup_families(CleanupTotal.objects.all())
 
 
+@sensitive_variables()
 def may_read_metrics(request: HttpRequest) -> bool:
     """Whether ``request`` may read the metrics.
 
     Yes if ``STREAM_ANALYSIS_METRICS_PUBLIC`` is True, if it carries
     ``Authorization: Bearer <STREAM_ANALYSIS_METRICS_TOKEN>`` (when a token is
-    set), or if it comes from a logged-in staff user.
+    set), or if it comes from a logged-in staff user with the
+    ``stream_analysis.view_analysistask`` permission. A setting of the wrong
+    type (``manage.py check`` reports it) lets nobody in: "False" is not True.
+
+    The tokens are compared in constant time, as UTF-8 bytes (any header value
+    compares). Neither is ever a local variable of a frame that could be
+    active in an error: an error report or a debug page cannot show them.
     """
-    if app_settings.METRICS_PUBLIC:
+    if app_settings.METRICS_PUBLIC is True:
         return True
-    token = str(app_settings.METRICS_TOKEN or "")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+    if token_is_set() and hmac.compare_digest(bearer_token(request), metrics_token()):
         return True
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
+    return bool(
+        user is not None and user.is_active and user.is_staff and user.has_perm(VIEW_PERMISSION)
+    )
+
+
+@sensitive_variables()
+def token_is_set() -> bool:
+    token = app_settings.METRICS_TOKEN
+    return isinstance(token, str) and bool(token)
+
+
+@sensitive_variables()
+def metrics_token() -> bytes:
+    """``STREAM_ANALYSIS_METRICS_TOKEN`` as UTF-8 bytes."""
+    return str(app_settings.METRICS_TOKEN).encode()
+
+
+@sensitive_variables()
+def bearer_token(request: HttpRequest) -> bytes:
+    """The request's bearer token as UTF-8 bytes; empty without one."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip().encode() if scheme.lower() == "bearer" else b""
 
 
 @never_cache
@@ -241,11 +268,13 @@ def may_read_metrics(request: HttpRequest) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Every task's metrics in Prometheus' text format (or OpenMetrics, if asked for).
 
-    Staff only by default: see :func:`may_read_metrics`. Anyone else gets 403.
+    Staff with the view permission only by default: see :func:`may_read_metrics`.
+    Anyone else gets 403.
     """
     if not may_read_metrics(request):
         return HttpResponseForbidden(
-            "Metrics are for staff users and holders of STREAM_ANALYSIS_METRICS_TOKEN.\n",
+            f"Metrics are for staff users with the {VIEW_PERMISSION} permission and holders "
+            "of STREAM_ANALYSIS_METRICS_TOKEN.\n",
             content_type="text/plain; charset=utf-8",
         )
     registry = CollectorRegistry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -78,16 +79,56 @@ def format_number(value: float | None, decimals: int) -> str:
     return "-" if value is None else f"{value:.{decimals}f}"
 
 
+#: The times a command accepts: frame arithmetic (a frame before, a frame after)
+#: must stay within what Python's datetime can hold.
+EARLIEST_TIME = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_time(option: str, value: str) -> datetime:
     """An ISO 8601 time given to ``option``; without an offset it is UTC.
 
-    Raises a CommandError naming the expected format.
+    Raises a CommandError naming the expected format, or the accepted range
+    (years 1000 to 8999) for a time near the ends of the calendar.
     """
     try:
         moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        in_range = EARLIEST_TIME <= moment < LATEST_TIME
     except ValueError:
         raise CommandError(
             f"{option} {value!r} is not an ISO 8601 time: write e.g. 2026-01-01T10:00:00Z "
             "or 2026-01-01T11:00:00+01:00 (without an offset, UTC)."
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise CommandError(
+            f"{option} {value!r} is out of range: give a time from {EARLIEST_TIME:%Y-%m-%d} "
+            f"to before {LATEST_TIME:%Y-%m-%d} (UTC)."
+        )
+    return moment
+
+
+#: Above this many frames, a command that resets or creates frames asks first
+#: (on a terminal) or needs ``--yes`` (in a script).
+CONFIRM_ABOVE = 10_000
+
+
+def confirm(question: str, *, yes: bool, refusal: str) -> None:
+    """Go on if ``yes``, or if the user answers y to ``question`` on a terminal.
+
+    Without a terminal (a script, cron) and without ``yes`` it raises a
+    CommandError ``refusal``: nobody is there to answer. A "no" raises too.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CommandError(refusal)
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError("Cancelled: nothing changed.")

@@ -7,6 +7,9 @@ table, no migration) and exposed at ``tests.checks_fixtures.<Name>``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 
@@ -19,6 +22,7 @@ from django.test.utils import isolate_apps, override_settings
 
 from stream_analysis import BaseTimeFrame
 from tests import checks_fixtures
+from tests.conftest import REPO, worker_env
 from tests.testapp.models import ItemStream
 
 PROBE = "tests.checks_fixtures.ProbeFrame"
@@ -183,10 +187,10 @@ def test_an_autostart_that_is_not_a_bool_is_e014(settings, autostart):
 
 @pytest.mark.parametrize(
     "duration",
-    [timedelta(0), timedelta(seconds=-15), 15, None],
-    ids=["zero", "negative", "an int", "None"],
+    [timedelta(0), timedelta(seconds=-15), 15, None, timedelta(microseconds=1)],
+    ids=["zero", "negative", "an int", "None", "under the one-second minimum"],
 )
-def test_a_duration_that_is_not_a_positive_timedelta_is_e006(frame_class, duration):
+def test_a_duration_that_is_not_a_timedelta_of_a_second_or_more_is_e006(frame_class, duration):
     model = frame_class(DURATION=duration)
 
     message = assert_reports("stream_analysis.E006")
@@ -462,3 +466,135 @@ def test_the_runtime_without_django_dramatiq_is_e012(settings):
 
     with override_settings(INSTALLED_APPS=installed):
         assert_reports("stream_analysis.E012")
+
+
+# -- every setting typed and bounded ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("BATCH_SIZE", 1_000_000, "a whole number from 1 to 64"),
+        ("BATCH_SIZE", 65, "a whole number from 1 to 64"),
+        ("BATCH_SIZE", 2.5, "a whole number from 1 to 64"),
+        ("CONCURRENCY", 1_000_000, "a whole number from 1 to 256"),
+        ("MAX_ATTEMPTS", 1.5, "a whole number from 1 to 100"),
+        ("MAX_FRAMES_PER_TICK", 0, "a whole number from 1 to 1e+07"),
+        ("METRICS_WINDOW", -5, "a number above 0 and at most 604800"),
+        ("METRICS_WINDOW", "600", "a number above 0 and at most 604800"),
+        ("TIME_BUDGET", float("nan"), "a number above 0 and at most 3600"),
+        ("RETRY_BACKOFF_MAX", float("inf"), "a number above 0 and at most 604800"),
+        ("FUTURE_TOLERANCE", -1, "a number from 0 to 3.1536e+09, or None"),
+    ],
+)
+def test_a_number_setting_of_the_wrong_type_or_out_of_bounds_is_e011(
+    settings, name, value, expected
+):
+    setattr(settings, f"STREAM_ANALYSIS_{name}", value)
+
+    message = assert_reports("stream_analysis.E011")
+    assert message.msg == f"STREAM_ANALYSIS_{name} is {value!r}; it must be {expected}."
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("BATCH_SIZE", 64), ("CONCURRENCY", 1), ("FUTURE_TOLERANCE", None),
+     ("FUTURE_TOLERANCE", 0), ("METRICS_WINDOW", 0.5)],
+)  # fmt: skip
+def test_number_settings_within_their_bounds_pass(settings, name, value):
+    setattr(settings, f"STREAM_ANALYSIS_{name}", value)
+
+    assert reported() == []
+
+
+@pytest.mark.parametrize("value", ["False", "false", 0, None])
+def test_metrics_public_that_is_not_a_bool_is_e019(settings, value):
+    settings.STREAM_ANALYSIS_METRICS_PUBLIC = value
+
+    message = assert_reports("stream_analysis.E019")
+    assert "stay private" in message.msg
+
+
+@pytest.mark.parametrize("value", [12345, None, b"secret", " secret"])
+def test_a_metrics_token_that_is_not_a_plain_string_is_e020(settings, value):
+    settings.STREAM_ANALYSIS_METRICS_TOKEN = value
+
+    message = assert_reports("stream_analysis.E020")
+    assert "lets nobody in" in message.msg
+
+
+def test_two_tasks_on_one_frame_model_are_e021(settings):
+    settings.ANALYSIS_TIME_FRAME_TASKS = {
+        "counts": {"name": "Counts", "frame_class_path": "tests.testapp.models.CountFrame"},
+        "again": {"name": "Again", "frame_class_path": "tests.testapp.models.CountFrame"},
+    }
+
+    message = assert_reports("stream_analysis.E021")
+    assert message.msg.startswith(
+        "ANALYSIS_TIME_FRAME_TASKS: the tasks 'counts', 'again' all use CountFrame"
+    )
+
+
+@pytest.mark.parametrize("value", ["bad queue", "", "9lives", 5, None])
+def test_a_queue_name_dramatiq_refuses_is_e022(settings, value):
+    settings.STREAM_ANALYSIS_QUEUE = value
+
+    assert_reports("stream_analysis.E022")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("a b c d e", "periodiq cannot read it (ValueError: invalid literal for int()"),
+        ("@nonsense", "it is not an alias periodiq knows"),
+        ("99 * * * *", "its minute field has 99, outside 0-59"),
+        ("0 24 * * *", "its hour field has 24, outside 0-23"),
+        ("0 0 0 * *", "its day of month field has 0, outside 1-31"),
+        ("0 0 * 13 *", "its month field has 13, outside 1-12"),
+        ("0 0 * * 8", "its day of week field has 8, outside 0-7"),
+        ("0 0 31 2 *", "it never runs: none of its months has any of its days of the month"),
+        ("0 0 30,31 2 *", "it never runs"),
+        ("*/0 * * * *", "periodiq cannot read it"),
+        ("5-2 * * * *", "periodiq cannot read it"),
+    ],
+)
+def test_a_cleanup_schedule_that_periodiq_misreads_is_e018_naming_the_problem(
+    settings, schedule, problem
+):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = schedule
+
+    message = assert_reports("stream_analysis.E018")
+    assert message.msg.startswith(f"STREAM_ANALYSIS_CLEANUP_SCHEDULE is {schedule!r}: {problem}")
+
+
+@pytest.mark.parametrize("schedule", ["0 0 29 2 *", "0 0 31 * *", "0 0 31 2 mon", "@daily"])
+def test_a_cleanup_schedule_that_runs_some_day_passes(settings, schedule):
+    settings.STREAM_ANALYSIS_CLEANUP_SCHEDULE = schedule
+
+    assert reported() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected_id"),
+    [("CLEANUP_SCHEDULE", "a b c d e", "E018"), ("CLEANUP_SCHEDULE", "@nonsense", "E018"),
+     ("CLEANUP_SCHEDULE", 10, "E018"), ("QUEUE", "bad queue", "E022")],
+)  # fmt: skip
+def test_manage_py_check_reports_a_bad_runtime_setting_instead_of_crashing(
+    tmp_path, setting, value, expected_id
+):
+    (tmp_path / "bad_settings.py").write_text(
+        f"from tests.settings import *\nSTREAM_ANALYSIS_{setting} = {value!r}\n"
+    )
+    env = worker_env(DJANGO_SETTINGS_MODULE="bad_settings")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"(stream_analysis.{expected_id}) STREAM_ANALYSIS_{setting} is {value!r}" in (
+        result.stderr
+    )

@@ -8,10 +8,11 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
-from ... import backfill, signals
+from ... import backfill, grid, signals
 from ...models import AnalysisTask
 from ...status import frame_counts
-from ..base import tasks_or_error
+from .. import base
+from ..base import confirm, format_duration, format_time, tasks_or_error
 
 #: Seconds between two counts of the pending frames while waiting for them to drain.
 POLL_SECONDS = 0.5
@@ -23,7 +24,9 @@ class Command(BaseCommand):
     help = (
         "Create every missing frame over the whole stream (gaps included) for one task or "
         "all, in one transaction; the workers then calculate them. --force also "
-        "recalculates calculated and failed frames. With --wait (the default on a "
+        "recalculates calculated and failed frames (their results are replaced). It first "
+        "prints its plan (frames and range per task); above 10000 frames it asks (--yes in "
+        "scripts; without a terminal it refuses). With --wait (the default on a "
         "terminal), then show the frames draining until none is pending; Ctrl-C stops "
         "watching, the workers go on."
     )
@@ -34,6 +37,9 @@ class Command(BaseCommand):
             "--force", action="store_true", help="recalculate frames that are already done"
         )
         parser.add_argument(
+            "--yes", action="store_true", help="do not ask, however many frames (for scripts)"
+        )
+        parser.add_argument(
             "--wait",
             action=argparse.BooleanOptionalAction,
             default=None,
@@ -42,21 +48,40 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, key: str | None, force: bool, wait: bool | None, **options: Any
+        self,
+        *args: Any,
+        key: str | None,
+        force: bool,
+        wait: bool | None,
+        yes: bool,
+        **options: Any,
     ) -> None:
         tasks = tasks_or_error(key)
         self.committed = False
         try:
-            self.create(tasks, force=force)
+            self.create(tasks, force=force, yes=yes)
             if self.stdout.isatty() if wait is None else wait:
                 self.drain(tasks)
         except KeyboardInterrupt:
             self.interrupted()
 
-    def create(self, tasks: list[AnalysisTask], *, force: bool) -> None:
-        """Backfill every task in one transaction, with a bar counting the frames covered."""
+    def create(self, tasks: list[AnalysisTask], *, force: bool, yes: bool) -> None:
+        """Backfill every task in one transaction, with a bar counting the frames covered.
+
+        The plan is printed first; above ``CONFIRM_ABOVE`` frames the user confirms it.
+        """
         plans = [(task, backfill.backfill_plan(task.get_frame_class())) for task in tasks]
         total = sum(plan.count for _, plan in plans if plan is not None)
+        for task, plan in plans:
+            self.stdout.write(describe_plan(task.key, plan, force=force))
+        self.stdout.flush()
+        if total > base.CONFIRM_ABOVE:
+            confirm(
+                f"Backfill {total} frames?",
+                yes=yes,
+                refusal=f"backfill_analysis would cover {total} frames (more than "
+                f"{base.CONFIRM_ABOVE}) and nobody is at a terminal to confirm: pass --yes.",
+            )
         lines = []
         with self.progress("creating", total) as bar, transaction.atomic():
             transaction.on_commit(self.mark_committed)
@@ -112,6 +137,17 @@ class Command(BaseCommand):
             message = "Interrupted: the backfill was rolled back, no frame was created or reset."
         self.stderr.write(message)
         raise SystemExit(INTERRUPTED)
+
+
+def describe_plan(key: str, plan: grid.FrameRange | None, *, force: bool) -> str:
+    """One task's plan in a line: how many frames over which range."""
+    if plan is None:
+        return f"{key}: plan: the stream is empty, no frame to create."
+    done = "calculated and failed ones are recalculated" if force else "existing ones are kept"
+    return (
+        f"{key}: plan: {plan.count} frames of {format_duration(plan.duration)} from "
+        f"{format_time(plan.first)} to {format_time(plan.end)} UTC ({done})."
+    )
 
 
 def count_pending(tasks: list[AnalysisTask]) -> int:
