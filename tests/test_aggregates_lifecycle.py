@@ -167,7 +167,7 @@ def test_the_admins_recompute_action_refills_aggregates_frames_from_the_data_now
     client.force_login(User.objects.create_superuser("admin", "a@example.invalid", "pw"))
     client.post(
         "/admin/testapp/fragilesqlframe/",
-        {"action": "recompute_frames", "_selected_action": [str(frame.pk)]},
+        {"action": "recompute_frames", "_selected_action": [str(frame.pk)], "confirm": "yes"},
     )
     assert calculate(FragileSqlFrame).calculated == 1
 

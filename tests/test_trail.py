@@ -9,7 +9,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -66,7 +66,9 @@ def status_json() -> dict:
 
 
 def metrics(client) -> dict[tuple[str, tuple], float]:
-    client.force_login(User.objects.create_user("ops", password="pw", is_staff=True))
+    ops = User.objects.create_user("ops", password="pw", is_staff=True)
+    ops.user_permissions.add(Permission.objects.get(codename="view_analysistask"))
+    client.force_login(ops)
     found = {}
     for family in text_string_to_metric_families(client.get("/metrics").content.decode()):
         for sample in family.samples:
