@@ -99,10 +99,12 @@ def top_up(key: str, due: int) -> int:
     """Send calculate messages until enough are queued for ``due`` frames.
 
     Counts only queued messages: in-flight ones may belong to a dead worker
-    whose messages wait for the broker's redelivery. Returns how many it sent.
+    whose messages wait for the broker's redelivery. A broker that cannot count
+    them (RabbitMQ, Redis) gets all it wants: extra messages find nothing to claim
+    and stop. Returns how many it sent.
     """
     wanted = min(app_settings.CONCURRENCY, math.ceil(due / app_settings.BATCH_SIZE))
-    missing = wanted - queue.count_queued(QUEUE, calculate.actor_name, key)
+    missing = wanted - (queue.count_queued(QUEUE, calculate.actor_name, key) or 0)
     for _ in range(missing):
         calculate.send(key)
     return max(missing, 0)
@@ -164,7 +166,7 @@ def periodic_options(setting: str) -> dict[str, Any]:
 def cleanup_streams() -> int | None:
     """Delete the stream data every task is done with (``STREAM_ANALYSIS_CLEANUP_SCHEDULE``).
 
-    Safe to run twice: it runs under a session advisory lock, so a second run
+    Safe to run twice: it runs under a transaction-scoped advisory lock, so a second run
     while one is going (two schedulers, a slow run) skips at once; and one run
     after another only deletes what is still before the cutoffs. No retries: the
     next scheduled run does the same work. Returns the items deleted (None: skipped).

@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from actors.broker import broker_settings
-from stream_analysis.database import database_config
+from actors.broker import broker_settings, broker_settings_for
+from stream_analysis.database import behind_pgbouncer, database_config
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,41 @@ DATABASES["default"]["TEST"] = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-DRAMATIQ_BROKER = broker_settings()
+
+def test_broker(**postgres_options: object) -> dict:
+    """The broker of a worker the tests start: TEST_BROKER (postgres, rabbitmq or redis).
+
+    RabbitMQ and Redis run on these machines at their standard ports; a test names
+    its own queue (STREAM_ANALYSIS_QUEUE) or Redis namespace (TEST_REDIS_NAMESPACE).
+    """
+    broker = os.environ.get("TEST_BROKER", "postgres")
+    if broker == "rabbitmq":
+        return broker_settings_for(
+            "dramatiq.brokers.rabbitmq.RabbitmqBroker", url="amqp://guest:guest@127.0.0.1:5672"
+        )
+    if broker == "redis":
+        namespace = os.environ.get("TEST_REDIS_NAMESPACE", "stream_analysis_tests")
+        return broker_settings_for(
+            "dramatiq.brokers.redis.RedisBroker",
+            url="redis://127.0.0.1:6379/11",
+            namespace=namespace,
+        )
+    return broker_settings(**postgres_options)
+
+
+# Behind PgBouncer (transaction pooling), a worker the tests start gets DATABASE_URL =
+# PgBouncer, and DIRECT_DATABASE_URL = the server itself: the broker's LISTEN needs a
+# session of its own, so dramatiq-postgres connects there (docs/deployment.md).
+if os.environ.get("BEHIND_PGBOUNCER"):
+    DATABASES["default"] = behind_pgbouncer(DATABASES["default"])
+BROKER_OPTIONS: dict = {}
+if os.environ.get("DIRECT_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
+    BROKER_OPTIONS["database_alias"] = "direct"
+DRAMATIQ_BROKER = test_broker(**BROKER_OPTIONS)
+STREAM_ANALYSIS_QUEUE = os.environ.get("STREAM_ANALYSIS_QUEUE", "stream_analysis")
 
 ANALYSIS_TIME_FRAME_TASKS = {
     "counts": {
