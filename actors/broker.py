@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "periodiq.PeriodiqMiddleware",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    "actors.shutdown.GracefulShutdown",
 ]
 
 

@@ -25,7 +25,7 @@ from stream_analysis.exceptions import ConfigurationError, StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import app_settings
 
-from . import queue
+from . import queue, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def calculate(key: str) -> None:
             frame_class,
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
+            stop_requested=shutdown.requested,
         )
     if result is None or frame_class is None:
         return
