@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 from actors.broker import broker_settings, broker_settings_for
 from stream_analysis.database import behind_pgbouncer, database_config
@@ -55,7 +56,7 @@ DATABASES["default"]["TEST"] = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def test_broker(**postgres_options: object) -> dict:
+def test_broker(**postgres_options: Any) -> dict:
     """The broker of a worker the tests start: TEST_BROKER (postgres, rabbitmq or redis).
 
     RabbitMQ and Redis run on these machines at their standard ports; a test names
@@ -68,10 +69,16 @@ def test_broker(**postgres_options: object) -> dict:
         )
     if broker == "redis":
         namespace = os.environ.get("TEST_REDIS_NAMESPACE", "stream_analysis_tests")
+        # A dead worker's messages come back once a heartbeat is this old (Redis' own
+        # maintenance, run at random on 1 command in 10 here): the fault suite's 5 s.
+        ttl = postgres_options.get("heartbeat_ttl")
+        quick = {} if ttl is None else {"heartbeat_timeout": int(float(ttl) * 1000),
+                                        "maintenance_chance": 100_000}  # fmt: skip
         return broker_settings_for(
             "dramatiq.brokers.redis.RedisBroker",
             url="redis://127.0.0.1:6379/11",
             namespace=namespace,
+            **quick,
         )
     return broker_settings(**postgres_options)
 

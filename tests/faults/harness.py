@@ -233,8 +233,17 @@ class Cluster:
     reads STREAM_ANALYSIS_TIME_BUDGET and friends from it).
     """
 
-    def __init__(self, db: Database, log_dir: Path, tasks: Iterable[str], **env: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        log_dir: Path,
+        tasks: Iterable[str],
+        via: Database | None = None,
+        **env: str,
+    ) -> None:
         self.db = db
+        #: PgBouncer in front of ``db``: Django connects through it, the broker directly.
+        self.via = via
         self.log_dir = log_dir
         self.tasks = ",".join(tasks)
         self.extra_env = env
@@ -255,6 +264,12 @@ class Cluster:
             FAULT_TASKS=self.tasks,
             PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
         )
+        if self.via is not None:
+            env.update(
+                DATABASE_URL=self.via.url_for(application_name),
+                DIRECT_DATABASE_URL=self.db.url_for(application_name),
+                BEHIND_PGBOUNCER="1",
+            )
         env.update(self.extra_env)
         return env
 
@@ -290,6 +305,11 @@ class Cluster:
         self._supervisor.start()
 
     def _registered(self) -> set[str]:
+        """Ids of the worker processes up: in dramatiq-postgres' table, or for another
+        broker (TEST_BROKER) the worker logs that say so."""
+        if self.extra_env.get("TEST_BROKER", "postgres") != "postgres":
+            logs = sorted(self.log_dir.glob("worker-*.log"))
+            return {p.name for p in logs if "is ready for action" in p.read_text(errors="replace")}
         return {str(row[0]) for row in self.db.rows("SELECT worker_id FROM dramatiq.worker")}
 
     def start_schedulers(self, count: int) -> None:
@@ -417,9 +437,9 @@ class ThrowawayServer:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.server = get_server(pgdata, cleanup_mode="delete")
         info = self.server.get_postmaster_info()
-        settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir),
-                    "PORT": str(info.port or "")}  # fmt: skip
-        self.db = Database(database_url(settings))
+        self.settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir),
+                         "PORT": str(info.port or "")}  # fmt: skip
+        self.db = Database(database_url(self.settings))
 
     def migrate(self) -> None:
         env = Cluster(self.db, Path("."), ["seconds"]).env("fault-migrate")
