@@ -224,13 +224,22 @@ def through_pgbouncer(pgbouncer: PgBouncer) -> Iterator[PgBouncer]:
         settings_dict.update(saved)
 
 
-def pgbouncer_worker_env(bouncer: PgBouncer) -> dict[str, str]:
-    """Environment of a worker behind ``bouncer``: Django through it, the broker direct."""
-    return {
-        "DATABASE_URL": bouncer.url(connection.settings_dict["NAME"]),
-        "DIRECT_DATABASE_URL": database_url(connection.settings_dict),
-        "BEHIND_PGBOUNCER": "1",
-    }
+#: The application_name of the sessions a worker opens through PgBouncer.
+BEHIND_PGBOUNCER_NAME = "stream_analysis-behind-pgbouncer"
+
+
+def pgbouncer_worker_env(bouncer: PgBouncer, broker: str = "direct") -> dict[str, str]:
+    """Environment of a worker behind ``bouncer``: Django through it, and the broker
+    directly (``direct``: its LISTEN needs a session) or through it too, polling
+    (``pooled``). Its sessions through PgBouncer are named :data:`BEHIND_PGBOUNCER_NAME`."""
+    url = bouncer.url(connection.settings_dict["NAME"])
+    env = {"DATABASE_URL": f"{url}?application_name={BEHIND_PGBOUNCER_NAME}",
+           "BEHIND_PGBOUNCER": "1"}  # fmt: skip
+    if broker == "direct":
+        env["DIRECT_DATABASE_URL"] = database_url(connection.settings_dict)
+    else:
+        env["BROKER_LISTEN"] = "0"
+    return env
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -94,6 +94,8 @@ if os.environ.get("DIRECT_DATABASE_URL"):
 
     DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
     BROKER_OPTIONS["database_alias"] = "direct"
+if os.environ.get("BROKER_LISTEN") == "0":
+    BROKER_OPTIONS["listen"] = False  # the broker through PgBouncer too: it polls
 DRAMATIQ_BROKER = test_broker(**BROKER_OPTIONS)
 STREAM_ANALYSIS_QUEUE = os.environ.get("STREAM_ANALYSIS_QUEUE", "stream_analysis")
 

@@ -15,7 +15,13 @@ from django.db import connection
 
 from actors import tasks
 from stream_analysis import retention
-from tests.conftest import at, configure_only, pgbouncer_worker_env, wait_until
+from tests.conftest import (
+    BEHIND_PGBOUNCER_NAME,
+    at,
+    configure_only,
+    pgbouncer_worker_env,
+    wait_until,
+)
 from tests.pgbouncer import PgBouncer
 from tests.streams import write_stream
 from tests.test_workers import assert_every_frame_exactly_once, calculated
@@ -25,12 +31,11 @@ pytestmark = pytest.mark.usefixtures("three_tasks")
 
 
 def server_connections(database: str) -> int:
-    """Server sessions on ``database`` that are not this test's own direct connection."""
+    """Server sessions on ``database`` opened through PgBouncer by a worker."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-            " AND application_name NOT LIKE 'stream_analysis-broker%%'",
-            [database],
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [database, BEHIND_PGBOUNCER_NAME],
         )
         return int(cursor.fetchone()[0])
 
@@ -92,13 +97,15 @@ def test_the_admin_and_the_commands_work_through_pgbouncer(
 
 
 @pytest.mark.workers
+@pytest.mark.parametrize("broker", ["direct", "pooled"])
 def test_workers_behind_pgbouncer_calculate_a_backlog_once_within_its_pool(
-    pgbouncer: PgBouncer, workers
+    pgbouncer: PgBouncer, workers, broker
 ):
     # Given 120 frames, and two worker processes x 4 threads behind a PgBouncer of 4
-    # server connections (Django through it; the broker's LISTEN direct)
+    # server connections: Django through it, and the broker direct (for its LISTEN) or
+    # through it too (polling; its statements must never be prepared on the server)
     expected = write_stream(120)
-    env = {**pgbouncer_worker_env(pgbouncer), "TEST_CALCULATE_SLEEP": "0.01"}
+    env = {**pgbouncer_worker_env(pgbouncer, broker), "TEST_CALCULATE_SLEEP": "0.01"}
     workers.start(processes=2, threads=4, **env)
     database = connection.settings_dict["NAME"]
     peak = 0
@@ -115,3 +122,4 @@ def test_workers_behind_pgbouncer_calculate_a_backlog_once_within_its_pool(
     wait_until(done, 90, "120 calculated frames")
     assert_every_frame_exactly_once(expected)
     assert 0 < peak <= pgbouncer.pool_size, f"{peak} server connections"
+    assert "prepared statement" not in workers.logs()
