@@ -343,9 +343,11 @@ class Cluster:
         The victim is picked among the workers that have a transaction open in
         PostgreSQL (a frame batch, a tick: the moment a crash hurts most), waiting
         up to ``wait_for_transaction`` seconds for one; failing that, among those
-        up for 3 s or more. One killed and not yet restarted is never picked again.
+        whose worker process has booted (a kill during Dramatiq's boot leaves its main
+        process waiting out its 30 s fork timeout, a Dramatiq matter, not this app's).
+        One killed and not yet restarted is never picked again.
         """
-        poll(self._killable, 60, "a live worker to kill")
+        poll(lambda: [s for s in self._killable() if self._booted(s)], 60, "a booted worker")
         deadline = time.monotonic() + wait_for_transaction
         while True:
             busy = [s for s in self._killable() if self.open_transactions(s.name)]
@@ -354,7 +356,7 @@ class Cluster:
             time.sleep(0.01)
         with self._lock:
             live = [s for s in busy if s in self._killable()] or self._killable()
-            booted = [s for s in live if time.monotonic() - s.started_at > 3] or live
+            booted = [s for s in live if self._booted(s)] or live
             slot = rng.choice(booted)
             children = psutil.Process(slot.proc.pid).children()
             open_transactions = self.open_transactions(slot.name)
@@ -376,6 +378,11 @@ class Cluster:
                 (application_name,),
             )
         )
+
+    def _booted(self, slot: Slot) -> bool:
+        """Its worker process said it is ready (tests/settings.py logs Dramatiq's INFO)."""
+        log = self.log_dir / f"worker-{slot.index}.{slot.generation}.log"
+        return log.exists() and "is ready for action" in log.read_text(errors="replace")
 
     def _killable(self) -> list[Slot]:
         return [slot for slot in self.slots if not slot.killed and slot.proc.poll() is None]
