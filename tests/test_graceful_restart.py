@@ -65,6 +65,7 @@ def test_a_worker_stopped_mid_backlog_exits_0_promptly_and_loses_or_repeats_no_f
     send(worker, workers.logs)
     code = worker.wait(timeout=30)
     took = time.monotonic() - sent
+    print(f"SIGTERM {send.__name__}: exit status {code} after {took:.1f} s")
 
     # Then it exits 0 within the bound, having stopped claiming (frames are left)
     log = workers.logs()
