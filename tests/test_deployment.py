@@ -103,3 +103,29 @@ def test_the_worker_gives_up_on_its_batch_before_systemd_kills_it():
 
     assert shutdown_ms < stop_seconds * 1000
     assert re.search(r"^KillMode=mixed$", unit, re.M)
+
+
+def test_the_sample_project_behind_pgbouncer_gives_the_broker_the_direct_connection():
+    # Given the Procfile's environment on a platform with PgBouncer
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgres://app@pgbouncer.internal:6432/app",
+        DIRECT_DATABASE_URL="postgres://app@db.internal:5432/app",
+        DJANGO_SETTINGS_MODULE="sample_project.settings",
+    )
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "d = s.DATABASES; print(d['default']['HOST'], "
+        "d['default']['OPTIONS']['prepare_threshold'], "
+        "d['default']['DISABLE_SERVER_SIDE_CURSORS'], d['direct']['HOST'], "
+        "s.DRAMATIQ_BROKER['OPTIONS']['database_alias'])"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO / "sample_project",
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    # Then Django goes through PgBouncer without prepared statements, the broker direct
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pgbouncer.internal", "None", "True", "db.internal", "direct"]
