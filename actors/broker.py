@@ -10,8 +10,9 @@ from psycopg_pool import ConnectionPool
 
 from stream_analysis.database import KEEPALIVE_OPTIONS
 
-#: Keys of Django's connection parameters that are not libpq keywords.
-_DJANGO_ONLY = ("cursor_factory", "context", "prepare_threshold")
+#: Keys of Django's connection parameters that are not libpq keywords (``prepare_threshold``
+#: is one, but psycopg's ``connect()`` takes it: it is passed on).
+_DJANGO_ONLY = ("cursor_factory", "context")
 
 #: The app's TCP keepalives, and a send timeout: on every broker connection, also
 #: with DATABASES written by hand (libpq ignores them on a Unix socket).
@@ -27,10 +28,13 @@ def connection_kwargs(alias: str = "default") -> dict[str, Any]:
     Built from Django's own ``get_connection_params()``, so a socket directory
     in ``HOST`` or in ``OPTIONS`` (as dj-database-url writes ``?host=``) and a
     test database's name are honoured; TCP keepalives are added so a dead host
-    releases its locks quickly.
+    releases its locks quickly. Statements are never prepared on the server (as
+    Django's own connections): through PgBouncer in transaction pooling, a
+    statement prepared on one server connection is unknown to the next.
     """
     params = connections[alias].get_connection_params()
     kwargs = {k: v for k, v in params.items() if k not in _DJANGO_ONLY}
+    kwargs.setdefault("prepare_threshold", None)
     kwargs.setdefault("application_name", "stream_analysis-broker")
     for key, value in KEEPALIVES.items():
         kwargs.setdefault(key, value)
@@ -81,6 +85,7 @@ MIDDLEWARE = [
     "periodiq.PeriodiqMiddleware",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "actors.sizing.ConnectionBudget",
+    "actors.shutdown.GracefulShutdown",
 ]
 
 
@@ -95,3 +100,19 @@ def broker_settings(**options: Any) -> dict[str, Any]:
         "OPTIONS": {"results": False, "heartbeat_interval": 5.0, "heartbeat_ttl": 20.0, **options},
         "MIDDLEWARE": list(MIDDLEWARE),
     }
+
+
+def broker_settings_for(broker: str, **options: Any) -> dict[str, Any]:
+    """A ``DRAMATIQ_BROKER`` setting for another Dramatiq broker (its dotted path), with the
+    middleware a stream_analysis worker needs; ``options`` go to the broker.
+
+    For RabbitMQ (``pip install 'django-stream-analysis[rabbitmq]'``)::
+
+        broker_settings_for("dramatiq.brokers.rabbitmq.RabbitmqBroker",
+                            url="amqp://guest:guest@rabbitmq:5672/analysis")
+
+    and Redis (``[redis]``): ``"dramatiq.brokers.redis.RedisBroker"``, ``url=...``.
+    PostgreSQL stays the queue of frames and the lock; the broker carries tokens
+    (docs/deployment.md says what each broker cannot do).
+    """
+    return {"BROKER": broker, "OPTIONS": options, "MIDDLEWARE": list(MIDDLEWARE)}

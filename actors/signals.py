@@ -4,14 +4,18 @@ the cleanup actor sent for the original's ``cleanup.delay()``."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import dramatiq
 from django.db import transaction
 from django.dispatch import receiver
 
 from stream_analysis import signals
 
 from . import queue, tasks
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(signals.tick_requested)
@@ -23,9 +27,20 @@ def tick_started_task(sender: Any, task: Any, **kwargs: Any) -> None:
 
 @receiver(signals.queue_cleared)
 def delete_queued_messages(sender: Any, task: Any, **kwargs: Any) -> int:
-    """Delete the task's queued calculate and coordinator messages."""
+    """Delete the task's queued calculate and coordinator messages (dramatiq-postgres only:
+    on another broker they stay, and end at once when they run: said in the log)."""
     names = [tasks.calculate.actor_name, tasks.coordinate.actor_name]
-    return queue.delete_queued(tasks.QUEUE, names, task.key)
+    deleted = queue.delete_queued(tasks.QUEUE, names, task.key)
+    if deleted is None:
+        logger.warning(
+            "%s cannot delete one task's messages: those queued for %r stay, and end at "
+            "once when they find its frames gone or the task stopped",
+            type(dramatiq.get_broker()).__name__,
+            task.key,
+            extra={"action": "clear_queue", "task": task.key},
+        )
+        return 0
+    return deleted
 
 
 @receiver(signals.cleanup_requested)

@@ -28,7 +28,7 @@ from stream_analysis.exceptions import StreamAnalysisError
 from stream_analysis.models import AnalysisTask
 from stream_analysis.settings import DEFAULTS, app_settings
 
-from . import queue
+from . import queue, shutdown
 from .checks import cron_problem, valid_queue_name
 
 logger = logging.getLogger(__name__)
@@ -124,10 +124,12 @@ def top_up(key: str, due: int) -> int:
     """Send calculate messages until enough are queued for ``due`` frames.
 
     Counts only queued messages: in-flight ones may belong to a dead worker
-    whose messages wait for the broker's redelivery. Returns how many it sent.
+    whose messages wait for the broker's redelivery. A broker that cannot count
+    them (RabbitMQ, Redis) gets all it wants: extra messages find nothing to claim
+    and stop. Returns how many it sent.
     """
     wanted = min(app_settings.CONCURRENCY, math.ceil(due / app_settings.BATCH_SIZE))
-    missing = wanted - queue.count_queued(QUEUE, calculate.actor_name, key)
+    missing = wanted - (queue.count_queued(QUEUE, calculate.actor_name, key) or 0)
     for _ in range(missing):
         calculate.send(key)
     return max(missing, 0)
@@ -155,6 +157,7 @@ def calculate(key: str) -> None:
             frame_class,
             deadline=time.monotonic() + app_settings.TIME_BUDGET,
             interrupts=(TimeLimitExceeded,),
+            stop_requested=shutdown.requested,
         )
     if result is None or frame_class is None:
         return
@@ -196,7 +199,7 @@ def periodic_options(setting: str) -> dict[str, Any]:
 def cleanup_streams() -> None:
     """Delete the stream data every task is done with (``STREAM_ANALYSIS_CLEANUP_SCHEDULE``).
 
-    Safe to run twice: it runs under a session advisory lock, so a second run
+    Safe to run twice: it runs under a transaction-scoped advisory lock, so a second run
     while one is going (two schedulers, a slow run) skips at once; and one run
     after another only deletes what is still before the cutoffs. No retries: the
     next scheduled run does the same work. Logs the items deleted; returns None,

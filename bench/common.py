@@ -140,12 +140,13 @@ class Worker:
         from stream_analysis.database import database_url
 
         sql("TRUNCATE dramatiq.worker")
-        env = dict(os.environ, **self.extra_env)
+        env = dict(os.environ)
         env.update(
             DATABASE_URL=database_url(connection.settings_dict),
             DJANGO_SETTINGS_MODULE=SETTINGS,
             PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
         )
+        env.update(self.extra_env)  # may point DATABASE_URL elsewhere (bench.hosts: PgBouncer)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 self.command, env=env, stdout=log, stderr=subprocess.STDOUT,

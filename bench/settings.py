@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from actors.broker import broker_settings
-from stream_analysis.database import database_config
+from stream_analysis.database import behind_pgbouncer, database_config
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,20 @@ DATABASES = {"default": database_config(REPO_DIR / ".pgdata")}
 DATABASES["default"]["NAME"] = os.environ.get("BENCH_DATABASE", "bench_stream_analysis")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-DRAMATIQ_BROKER = broker_settings()
+# bench.hosts: the workers' Django connections through PgBouncer (BEHIND_PGBOUNCER), and
+# the broker either through it too, polling (BROKER_LISTEN=0), or on the server itself
+# (DIRECT_DATABASE_URL: LISTEN needs a session).
+if os.environ.get("BEHIND_PGBOUNCER"):
+    DATABASES["default"] = behind_pgbouncer(DATABASES["default"])
+BROKER_OPTIONS: dict = {}
+if os.environ.get("DIRECT_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
+    BROKER_OPTIONS["database_alias"] = "direct"
+if os.environ.get("BROKER_LISTEN") == "0":
+    BROKER_OPTIONS["listen"] = False
+DRAMATIQ_BROKER = broker_settings(**BROKER_OPTIONS)
 
 ANALYSIS_TIME_FRAME_TASKS = {
     "synthetic": {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -270,6 +270,7 @@ def calculate_due_frames(
     deadline: float,
     batch_size: int | None = None,
     interrupts: tuple[type[BaseException], ...] = (),
+    stop_requested: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Calculate due frames, a batch per transaction, until none is due or time is up.
 
@@ -278,6 +279,8 @@ def calculate_due_frames(
     ``interrupts`` are exception types (such as a worker's time-limit interrupt)
     that are recorded as a failed attempt and then stop the run. A frame model
     whose table is missing raises ConfigurationError, naming the fix.
+    ``stop_requested()`` true (a worker shutting down) ends the run once the batch
+    under way has committed, with ``more_due`` set: no further batch is claimed.
     """
     result = DrainResult()
     size = batch_size or default_batch_size(frame_class)
@@ -287,7 +290,7 @@ def calculate_due_frames(
         )
         if result.interrupted or result.more_due or claimed < size:
             return result
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (stop_requested is not None and stop_requested()):
             result.more_due = True
             return result
 

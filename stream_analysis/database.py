@@ -42,6 +42,20 @@ def database_config(data_dir: Path | str) -> dict[str, Any]:
     return config
 
 
+def behind_pgbouncer(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (a database settings dict) made safe for PgBouncer in transaction pooling.
+
+    Between two transactions a client may be handed another server connection, so
+    nothing may outlive a transaction on the server: no server-side prepared
+    statements (``OPTIONS['prepare_threshold'] = None``, psycopg's default is to
+    prepare a query run 5 times) and no server-side cursors (``QuerySet.iterator()``
+    opens one: ``DISABLE_SERVER_SIDE_CURSORS``). ``CONN_MAX_AGE`` is left as set: a
+    client connection to PgBouncer costs no server process (docs/deployment.md).
+    """
+    options = {**config.get("OPTIONS", {}), "prepare_threshold": None}
+    return {**config, "OPTIONS": options, "DISABLE_SERVER_SIDE_CURSORS": True}
+
+
 def database_url(settings_dict: dict[str, Any]) -> str:
     """A ``DATABASE_URL`` for a Django database settings dict (for child processes)."""
     from urllib.parse import quote

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import grid, queries, signals
@@ -115,17 +116,17 @@ def cleanup_exclusively() -> int | None:
 
     For periodic runs: two schedulers, or a run that outlasts its period, must
     not delete the same rows side by side (concurrent deletes of one set of rows
-    may deadlock). The lock is a session lock (the deletes may span several
-    transactions); it is released at the end, or when a killed worker's
-    connection closes.
+    may deadlock). The whole run is one transaction holding a transaction-scoped
+    advisory lock, released at its end or when a killed worker's connection
+    closes. A session lock would not do behind PgBouncer in transaction pooling:
+    taken on one server connection, it could be released on another (and left
+    held), and two clients sharing a server connection would both get it.
     """
-    if not queries.fetch_value("try_session_lock", {"key": CLEANUP_LOCK}):
-        logger.info(
-            "another cleanup is running: skipped",
-            extra={"action": "cleanup", "skipped": True},
-        )
-        return None
-    try:
+    with transaction.atomic():
+        if not queries.fetch_value("try_transaction_lock", {"key": CLEANUP_LOCK}):
+            logger.info(
+                "another cleanup is running: skipped",
+                extra={"action": "cleanup", "skipped": True},
+            )
+            return None
         return cleanup()
-    finally:
-        queries.fetch_value("session_unlock", {"key": CLEANUP_LOCK})

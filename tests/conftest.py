@@ -20,6 +20,7 @@ from django.db import connection, transaction
 
 from stream_analysis import signals
 from stream_analysis.database import database_url
+from tests.pgbouncer import PgBouncer
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -274,6 +275,48 @@ def workers(
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(group.logs())
+
+
+@pytest.fixture
+def pgbouncer(live_db: None) -> Iterator[PgBouncer]:
+    """A PgBouncer (transaction pooling, 4 server connections) in front of the test
+    database's server; killed after the test."""
+    bouncer = PgBouncer(connection.settings_dict, pool_size=4).start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def through_pgbouncer(pgbouncer: PgBouncer) -> Iterator[PgBouncer]:
+    """This process's Django connections go through ``pgbouncer`` for the test."""
+    settings_dict = connection.settings_dict
+    saved = dict(settings_dict)
+    connection.close()
+    settings_dict.update(pgbouncer.settings_dict(saved))
+    try:
+        yield pgbouncer
+    finally:
+        connection.close()
+        settings_dict.clear()
+        settings_dict.update(saved)
+
+
+#: The application_name of the sessions a worker opens through PgBouncer.
+BEHIND_PGBOUNCER_NAME = "stream_analysis-behind-pgbouncer"
+
+
+def pgbouncer_worker_env(bouncer: PgBouncer, broker: str = "direct") -> dict[str, str]:
+    """Environment of a worker behind ``bouncer``: Django through it, and the broker
+    directly (``direct``: its LISTEN needs a session) or through it too, polling
+    (``pooled``). Its sessions through PgBouncer are named :data:`BEHIND_PGBOUNCER_NAME`."""
+    url = bouncer.url(connection.settings_dict["NAME"])
+    env = {"DATABASE_URL": f"{url}?application_name={BEHIND_PGBOUNCER_NAME}",
+           "BEHIND_PGBOUNCER": "1"}  # fmt: skip
+    if broker == "direct":
+        env["DIRECT_DATABASE_URL"] = database_url(connection.settings_dict)
+    else:
+        env["BROKER_LISTEN"] = "0"
+    return env
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,9 +2,10 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
-from actors.broker import broker_settings
-from stream_analysis.database import database_config
+from actors.broker import broker_settings, broker_settings_for
+from stream_analysis.database import behind_pgbouncer, database_config
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,49 @@ DATABASES["default"]["TEST"] = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-DRAMATIQ_BROKER = broker_settings()
+
+def test_broker(**postgres_options: Any) -> dict:
+    """The broker of a worker the tests start: TEST_BROKER (postgres, rabbitmq or redis).
+
+    RabbitMQ and Redis run on these machines at their standard ports; a test names
+    its own queue (STREAM_ANALYSIS_QUEUE) or Redis namespace (TEST_REDIS_NAMESPACE).
+    """
+    broker = os.environ.get("TEST_BROKER", "postgres")
+    if broker == "rabbitmq":
+        return broker_settings_for(
+            "dramatiq.brokers.rabbitmq.RabbitmqBroker", url="amqp://guest:guest@127.0.0.1:5672"
+        )
+    if broker == "redis":
+        namespace = os.environ.get("TEST_REDIS_NAMESPACE", "stream_analysis_tests")
+        # A dead worker's messages come back once a heartbeat is this old (Redis' own
+        # maintenance, run at random on 1 command in 10 here): the fault suite's 5 s.
+        ttl = postgres_options.get("heartbeat_ttl")
+        quick = {} if ttl is None else {"heartbeat_timeout": int(float(ttl) * 1000),
+                                        "maintenance_chance": 100_000}  # fmt: skip
+        return broker_settings_for(
+            "dramatiq.brokers.redis.RedisBroker",
+            url="redis://127.0.0.1:6379/11",
+            namespace=namespace,
+            **quick,
+        )
+    return broker_settings(**postgres_options)
+
+
+# Behind PgBouncer (transaction pooling), a worker the tests start gets DATABASE_URL =
+# PgBouncer, and DIRECT_DATABASE_URL = the server itself: the broker's LISTEN needs a
+# session of its own, so dramatiq-postgres connects there (docs/deployment.md).
+if os.environ.get("BEHIND_PGBOUNCER"):
+    DATABASES["default"] = behind_pgbouncer(DATABASES["default"])
+BROKER_OPTIONS: dict = {}
+if os.environ.get("DIRECT_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"])
+    BROKER_OPTIONS["database_alias"] = "direct"
+if os.environ.get("BROKER_LISTEN") == "0":
+    BROKER_OPTIONS["listen"] = False  # the broker through PgBouncer too: it polls
+DRAMATIQ_BROKER = test_broker(**BROKER_OPTIONS)
+STREAM_ANALYSIS_QUEUE = os.environ.get("STREAM_ANALYSIS_QUEUE", "stream_analysis")
 
 ANALYSIS_TIME_FRAME_TASKS = {
     "counts": {

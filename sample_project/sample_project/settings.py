@@ -10,7 +10,7 @@ if str(REPO_DIR) not in sys.path:  # run from a checkout without installing the 
     sys.path.insert(1, str(REPO_DIR))
 
 from actors.broker import broker_settings  # noqa: E402
-from stream_analysis.database import database_config  # noqa: E402
+from stream_analysis.database import behind_pgbouncer, database_config  # noqa: E402
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
 # Off unless asked for (DJANGO_DEBUG=1, as demo.sh does on 127.0.0.1): a debug
@@ -67,6 +67,18 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
 DRAMATIQ_BROKER = broker_settings()
+
+# Behind PgBouncer in transaction pooling (docs/deployment.md): DATABASE_URL is PgBouncer's,
+# DIRECT_DATABASE_URL the server's, for the broker's LISTEN (a session of its own).
+if os.environ.get("DIRECT_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES["default"] = behind_pgbouncer(DATABASES["default"])
+    DATABASES["direct"] = {
+        **dj_database_url.parse(os.environ["DIRECT_DATABASE_URL"]),
+        "TEST": {"MIRROR": "default"},
+    }
+    DRAMATIQ_BROKER = broker_settings(database_alias="direct")
 
 ANALYSIS_TIME_FRAME_TASKS = {
     "demo": {

@@ -70,14 +70,10 @@ WHERE f.{start} = late.start_time
   AND (%(keep_from)s::timestamptz IS NULL OR f.{start} >= %(keep_from)s::timestamptz)
 RETURNING late.items;
 
--- try_session_lock --
--- Held across transactions until session_unlock or the connection ends (a killed worker's
--- connection releases it), so only one holder at a time runs the guarded work.
-SELECT pg_try_advisory_lock(%(key)s);
-
--- session_unlock --
--- Releases a lock taken by try_session_lock on this connection.
-SELECT pg_advisory_unlock(%(key)s);
+-- try_transaction_lock --
+-- Only one holder at a time runs the guarded work; released at COMMIT/ROLLBACK (or when a
+-- killed worker's connection closes), so it holds through PgBouncer's transaction pooling.
+SELECT pg_try_advisory_xact_lock(%(key)s);
 
 -- memory_cutoff_bounds --
 -- The start of the oldest frame not calculated and of the newest calculated one, in ONE

@@ -12,7 +12,9 @@ import pytest
 from django.db import connection
 
 from stream_analysis.database import database_url
+from tests.brokers import Transport, transport_or_skip
 from tests.conftest import Processes
+from tests.pgbouncer import PgBouncer
 
 from .harness import LONG, RESULTS, Cluster, Database, ThrowawayServer, table
 
@@ -23,6 +25,57 @@ def shared_db(live_db: None) -> Database:
     return Database(database_url(connection.settings_dict))
 
 
+class Route:
+    """How a scenario's processes reach PostgreSQL and carry their messages: ``direct``
+    (the default), through a PgBouncer of the test's own (``pgbouncer``), or with
+    RabbitMQ or Redis as the broker. :meth:`begin` returns ``clusters()`` arguments."""
+
+    LABELS = {"direct": "", "pgbouncer": ", via PgBouncer", "rabbitmq": ", RabbitMQ",
+              "redis": ", Redis"}  # fmt: skip
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.bouncer: PgBouncer | None = None
+        self.transport: Iterator[Transport] | None = None
+
+    def label(self, scenario: str) -> str:
+        return scenario + self.LABELS[self.kind]
+
+    def begin(self, settings_dict: dict[str, Any]) -> dict[str, Any]:
+        if self.kind == "pgbouncer":
+            self.bouncer = PgBouncer(settings_dict, pool_size=4).start()
+            return {"via": Database(self.bouncer.url(settings_dict["NAME"]))}
+        if self.kind in ("rabbitmq", "redis"):
+            self.transport = transport_or_skip(self.kind)
+            return next(self.transport).env()
+        return {}
+
+    def end(self) -> None:
+        if self.bouncer is not None:
+            self.bouncer.stop()
+        if self.transport is not None:
+            self.transport.close()
+
+
+@pytest.fixture
+def route(request: pytest.FixtureRequest) -> Iterator[Route]:
+    """The scenario's :class:`Route` (``direct`` unless parametrized); request it before
+    ``clusters`` so that the processes stop before it ends."""
+    made = Route(getattr(request, "param", "direct"))
+    yield made
+    made.end()
+
+
+def routes(*kinds: str) -> Any:
+    """Parametrize a scenario over routes; all but ``direct`` are marked ``deployment``."""
+    return pytest.mark.parametrize(
+        "route",
+        [pytest.param(k, id=k, marks=() if k == "direct" else pytest.mark.deployment)
+         for k in kinds],
+        indirect=True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def clusters(
     tmp_path: Path, processes: Processes, request: pytest.FixtureRequest
@@ -31,8 +84,8 @@ def clusters(
     (SIGTERM, then SIGKILL; ``processes`` kills what is left if that fails)."""
     made: list[Cluster] = []
 
-    def make(db: Database, tasks: list[str], **env: str) -> Cluster:
-        cluster = Cluster(db, tmp_path, tasks, processes, **env)
+    def make(db: Database, tasks: list[str], via: Database | None = None, **env: str) -> Cluster:
+        cluster = Cluster(db, tmp_path, tasks, processes, via, **env)
         made.append(cluster)
         return cluster
 

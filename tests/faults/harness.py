@@ -239,11 +239,14 @@ class Cluster:
         log_dir: Path,
         tasks: Iterable[str],
         processes: Processes | None = None,
+        via: Database | None = None,
         **env: str,
     ) -> None:
         self.db = db
         #: The test's processes: what stop() leaves (or never reaches) is killed at its end.
         self.processes = processes or Processes()
+        #: PgBouncer in front of ``db``: Django connects through it, the broker directly.
+        self.via = via
         self.log_dir = log_dir
         self.tasks = ",".join(tasks)
         self.extra_env = env
@@ -264,6 +267,12 @@ class Cluster:
             FAULT_TASKS=self.tasks,
             PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
         )
+        if self.via is not None:
+            env.update(
+                DATABASE_URL=self.via.url_for(application_name),
+                DIRECT_DATABASE_URL=self.db.url_for(application_name),
+                BEHIND_PGBOUNCER="1",
+            )
         env.update(self.extra_env)
         return env
 
@@ -298,6 +307,11 @@ class Cluster:
         self._supervisor.start()
 
     def _registered(self) -> set[str]:
+        """Ids of the worker processes up: in dramatiq-postgres' table, or for another
+        broker (TEST_BROKER) the worker logs that say so."""
+        if self.extra_env.get("TEST_BROKER", "postgres") != "postgres":
+            logs = sorted(self.log_dir.glob("worker-*.log"))
+            return {p.name for p in logs if "is ready for action" in p.read_text(errors="replace")}
         return {str(row[0]) for row in self.db.rows("SELECT worker_id FROM dramatiq.worker")}
 
     def start_schedulers(self, count: int) -> None:
@@ -331,9 +345,11 @@ class Cluster:
         The victim is picked among the workers that have a transaction open in
         PostgreSQL (a frame batch, a tick: the moment a crash hurts most), waiting
         up to ``wait_for_transaction`` seconds for one; failing that, among those
-        up for 3 s or more. One killed and not yet restarted is never picked again.
+        whose worker process has booted (a kill during Dramatiq's boot leaves its main
+        process waiting out its 30 s fork timeout, a Dramatiq matter, not this app's).
+        One killed and not yet restarted is never picked again.
         """
-        poll(self._killable, 60, "a live worker to kill")
+        poll(lambda: [s for s in self._killable() if self._booted(s)], 60, "a booted worker")
         deadline = time.monotonic() + wait_for_transaction
         while True:
             busy = [s for s in self._killable() if self.open_transactions(s.name)]
@@ -342,7 +358,7 @@ class Cluster:
             time.sleep(0.01)
         with self._lock:
             live = [s for s in busy if s in self._killable()] or self._killable()
-            booted = [s for s in live if time.monotonic() - s.started_at > 3] or live
+            booted = [s for s in live if self._booted(s)] or live
             slot = rng.choice(booted)
             children = psutil.Process(slot.proc.pid).children()
             open_transactions = self.open_transactions(slot.name)
@@ -364,6 +380,11 @@ class Cluster:
                 (application_name,),
             )
         )
+
+    def _booted(self, slot: Slot) -> bool:
+        """Its worker process said it is ready (tests/settings.py logs Dramatiq's INFO)."""
+        log = self.log_dir / f"worker-{slot.index}.{slot.generation}.log"
+        return log.exists() and "is ready for action" in log.read_text(errors="replace")
 
     def _killable(self) -> list[Slot]:
         return [slot for slot in self.slots if not slot.killed and slot.proc.poll() is None]
@@ -425,9 +446,9 @@ class ThrowawayServer:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.server = get_server(pgdata, cleanup_mode="delete")
         info = self.server.get_postmaster_info()
-        settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir),
-                    "PORT": str(info.port or "")}  # fmt: skip
-        self.db = Database(database_url(settings))
+        self.settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir),
+                         "PORT": str(info.port or "")}  # fmt: skip
+        self.db = Database(database_url(self.settings))
 
     def migrate(self) -> None:
         env = Cluster(self.db, Path("."), ["seconds"]).env("fault-migrate")

@@ -9,9 +9,9 @@ killed worker held come back within seconds and a scenario stays short.
 
 import os
 
-from actors.broker import broker_settings
 from tests.settings import *  # noqa: F403
 from tests.settings import ANALYSIS_TIME_FRAME_TASKS as ALL_TASKS
+from tests.settings import BROKER_OPTIONS, test_broker
 
 ALL_TASKS = {
     **ALL_TASKS,
@@ -27,6 +27,6 @@ ANALYSIS_TIME_FRAME_TASKS = {
     for key in os.environ.get("FAULT_TASKS", "seconds").split(",")
 }
 
-DRAMATIQ_BROKER = broker_settings(
-    heartbeat_interval=1.0, heartbeat_ttl=5.0, maintenance_interval=2.0
+DRAMATIQ_BROKER = test_broker(
+    heartbeat_interval=1.0, heartbeat_ttl=5.0, maintenance_interval=2.0, **BROKER_OPTIONS
 )

@@ -35,6 +35,7 @@ from tests.testapp.models import (
     TenSecondRollup,
 )
 
+from .conftest import routes
 from .harness import (
     LONG,
     RESULTS,
@@ -138,17 +139,19 @@ def assert_clean(verdict: Verdict) -> None:
 # -- 1. workers killed ----------------------------------------------------------------
 
 
-def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(shared_db, clusters):
+@routes("direct", "pgbouncer", "rabbitmq", "redis")
+def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(route, shared_db, clusters):
     # Given three workers (restarted by a supervisor when they die) and a live stream
     kills = scale(20, 100)
     rate = 20.0
+    where = route.begin(connection.settings_dict)
     run = Scenario(
-        "1. workers SIGKILLed",
+        route.label("1. workers SIGKILLed"),
         shared_db,
         StreamWriter(shared_db, FRAMES, rate),
         # every frame takes 30 ms: batches keep transactions open for a kill to cut;
         # the same stream is also counted by AGGREGATES (the batch path)
-        clusters(shared_db, ["seconds", "seconds_sql"], TEST_CALCULATE_SLEEP="0.03"),
+        clusters(shared_db, ["seconds", "seconds_sql"], TEST_CALCULATE_SLEEP="0.03", **where),
     )
     run.begin(workers=3, threads=3)
 
@@ -295,17 +298,19 @@ def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
 # -- 4. PostgreSQL restarted ----------------------------------------------------------
 
 
+@routes("direct", "pgbouncer")
 def test_postgresql_restarted_mid_run_workers_and_scheduler_recover_by_themselves(
-    throwaway_server: ThrowawayServer, clusters
+    route, throwaway_server: ThrowawayServer, clusters
 ):
     # Given workers, a scheduler and a live stream on a PostgreSQL server of the test's own
+    # (behind a PgBouncer of the test's own, in the pgbouncer variant)
     db = throwaway_server.db
     downtimes = [2.0, 10.0, 30.0] if LONG else [3.0]
     run = Scenario(
-        "4. PostgreSQL restarted",
+        route.label("4. PostgreSQL restarted"),
         db,
         StreamWriter(db, FRAMES, 25.0),
-        clusters(db, ["seconds"]),
+        clusters(db, ["seconds"], **route.begin(throwaway_server.settings)),
     )
     run.begin(workers=2, threads=3)
 
