@@ -79,7 +79,7 @@ def test_on_rabbitmq_clear_queue_deletes_the_frames_and_says_the_messages_stay(c
     tasks.coordinate.fn("counts")
     out = io.StringIO()
 
-    call_command("clear_queue", "counts", stdout=out)
+    call_command("clear_queue", "counts", "--force", stdout=out)
 
     assert "Cleared 0 queued messages and 3 pending frames." in out.getvalue()
     assert "RabbitmqBroker cannot delete one task's messages" in caplog.text
