@@ -7,10 +7,10 @@ import re
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
 from periodiq import cron
 
-from stream_analysis.checks import error
 from stream_analysis.settings import app_settings
 
 #: Dramatiq's rule for queue names (``dramatiq.actor``): it raises at declaration otherwise.
@@ -25,6 +25,35 @@ CRON_FIELDS = (
 )
 #: The most days each month has (February: 29, as in the leap year 2024).
 MONTH_DAYS = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)}
+
+
+def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
+    """An error of the runtime's wiring; ids continue the app's (``stream_analysis.E0xx``)."""
+    return checks.Error(msg, hint=hint, obj=obj, id=f"stream_analysis.E{n:03d}")
+
+
+@checks.register()
+def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    broker = getattr(settings, "DRAMATIQ_BROKER", None)
+    if not isinstance(broker, dict) or not broker.get("BROKER"):
+        return [
+            error(
+                9,
+                "No Dramatiq broker is configured (DRAMATIQ_BROKER is missing).",
+                'Set DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker", '
+                '"MIDDLEWARE": [...]}; see docs/installation.md (Settings).',
+            )
+        ]
+    if not broker.get("MIDDLEWARE"):
+        return [
+            error(
+                10,
+                "DRAMATIQ_BROKER has no MIDDLEWARE list: django-dramatiq would build "
+                "a broker without Retries, TimeLimit or the periodic scheduler.",
+                "Write the middleware list out; see docs/installation.md (Settings).",
+            )
+        ]
+    return []
 
 
 @checks.register()
@@ -87,12 +116,26 @@ def cron_problem(schedule: str) -> str | None:
 
 @checks.register()
 def check_cron_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The cleanup schedule reads as meant (its shape is E018 of stream_analysis.checks)."""
+    """The cleanup schedule is None, or a cron schedule periodiq reads as meant.
+
+    Five fields, or an @alias: periodiq silently ignores a sixth (seconds) field,
+    so it is refused; then every field is parsed and checked for its range.
+    """
     schedule = app_settings.CLEANUP_SCHEDULE
+    if schedule is None:
+        return []
     if not isinstance(schedule, str) or not (
         schedule.startswith("@") or len(schedule.split()) == 5
     ):
-        return []  # reported by stream_analysis.checks.check_cleanup_schedule
+        return [
+            error(
+                18,
+                f"STREAM_ANALYSIS_CLEANUP_SCHEDULE is {schedule!r}, not None or a cron "
+                "schedule of five fields (minute hour day-of-month month day-of-week).",
+                "Write e.g. '*/10 * * * *' (every 10 minutes; periodiq has minute resolution "
+                "and would ignore a seconds field), or None to turn the periodic cleanup off.",
+            )
+        ]
     problem = cron_problem(schedule)
     if problem is None:
         return []

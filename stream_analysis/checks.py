@@ -390,30 +390,6 @@ def engine_vendor(engine: str) -> str | None:
 
 
 @checks.register()
-def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    broker = getattr(settings, "DRAMATIQ_BROKER", None)
-    if not isinstance(broker, dict) or not broker.get("BROKER"):
-        return [
-            error(
-                9,
-                "No Dramatiq broker is configured (DRAMATIQ_BROKER is missing).",
-                'Set DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker", '
-                '"MIDDLEWARE": [...]}; see docs/installation.md (Settings).',
-            )
-        ]
-    if not broker.get("MIDDLEWARE"):
-        return [
-            error(
-                10,
-                "DRAMATIQ_BROKER has no MIDDLEWARE list: django-dramatiq would build "
-                "a broker without Retries, TimeLimit or the periodic scheduler.",
-                "Write the middleware list out; see docs/installation.md (Settings).",
-            )
-        ]
-    return []
-
-
-@checks.register()
 def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     found: list[checks.CheckMessage] = []
     for name, bounds in NUMBER_SETTINGS.items():
@@ -426,29 +402,7 @@ def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                     f"Remove it to use the default ({DEFAULTS[name]!r}).",
                 )
             )
-    return found + check_cleanup_schedule() + check_metrics_settings()
-
-
-def check_cleanup_schedule() -> list[checks.CheckMessage]:
-    """None, or a cron schedule periodiq reads as meant: five fields, or an @alias.
-
-    periodiq silently ignores a sixth (seconds) field, so it is refused here.
-    Whether each field parses is checked when the actors are declared.
-    """
-    value = app_settings.CLEANUP_SCHEDULE
-    if value is None or (
-        isinstance(value, str) and (value.startswith("@") or len(value.split()) == 5)
-    ):
-        return []
-    return [
-        error(
-            18,
-            f"STREAM_ANALYSIS_CLEANUP_SCHEDULE is {value!r}, not None or a cron schedule "
-            "of five fields (minute hour day-of-month month day-of-week).",
-            "Write e.g. '*/10 * * * *' (every 10 minutes; periodiq has minute resolution "
-            "and would ignore a seconds field), or None to turn the periodic cleanup off.",
-        )
-    ]
+    return found + check_metrics_settings()
 
 
 def check_metrics_settings() -> list[checks.CheckMessage]:
