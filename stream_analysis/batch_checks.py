@@ -9,6 +9,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from .model_stream import ModelStream
+from .rollups import is_rollup
 from .settings import DEFAULTS, app_settings
 
 #: Fields the framework writes itself: AGGREGATES may not target them.
@@ -37,7 +38,11 @@ def check_batch_path(where: str, frame_class: Any) -> list[checks.CheckMessage]:
     """Every batch-path check of one configured frame class."""
     stream_class = getattr(frame_class, "STREAM_CLASS", None)
     found: list[checks.CheckMessage] = []
-    if isinstance(stream_class, type) and issubclass(stream_class, ModelStream):
+    if (
+        isinstance(stream_class, type)
+        and issubclass(stream_class, ModelStream)
+        and not is_rollup(frame_class)  # its stream is checked by rollup_checks (E040)
+    ):
         found += check_model_stream(where, stream_class)
     return found + check_aggregates(where, frame_class) + check_batch_read(where, frame_class)
 

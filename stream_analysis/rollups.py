@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db import models
 
 from . import states
+from .model_stream import ModelStream
 from .settings import app_settings
-from .streams import AbstractStream
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -50,8 +50,16 @@ def commit_margin() -> timedelta:
     return timedelta(seconds=app_settings.TIME_BUDGET + app_settings.FRAME_TIME_LIMIT)
 
 
-class FrameStream(AbstractStream):
-    """The calculated frames of ``SOURCE`` as a stream; make one with :meth:`of`."""
+class FrameStream(ModelStream):
+    """The calculated frames of ``SOURCE`` as a stream; make one with :meth:`of`.
+
+    A :class:`ModelStream` of the source model's calculated frames by their
+    ``start_time``, so a rollup can use ``AGGREGATES`` (``Sum("item_count")``)
+    as well as ``calculate()``; the watermark, the arrivals and deletion follow
+    the rules above instead of a ModelStream's.
+    """
+
+    time_field = "start_time"
 
     #: The source frame model (set by :meth:`of`).
     SOURCE: ClassVar[type[BaseTimeFrame] | None] = None
@@ -66,6 +74,7 @@ class FrameStream(AbstractStream):
             (cls,),
             {
                 "SOURCE": source,
+                "model": source,
                 "__module__": source.__module__,
                 "__qualname__": name,
                 "__doc__": f"The calculated frames of {source.__name__}, as a stream.",
@@ -79,7 +88,12 @@ class FrameStream(AbstractStream):
         return cls.SOURCE
 
     def frames(self) -> models.QuerySet[Any]:
+        """Every source frame, calculated or not."""
         return self.source()._default_manager.all()
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        """The calculated source frames: the items of this stream."""
+        return self.frames().filter(states.CALCULATED)
 
     def is_stream_empty(self) -> bool:
         return not self.frames().exists()
@@ -95,14 +109,6 @@ class FrameStream(AbstractStream):
         if oldest_open is not None:
             return oldest_open
         return self.source().get_latest_end_time()
-
-    def get_stream_data(self, start: datetime, end: datetime) -> models.QuerySet[Any]:
-        """The calculated source frames starting in ``[start, end)``, oldest first."""
-        return (
-            self.frames()
-            .filter(states.CALCULATED, start_time__gte=start, start_time__lt=end)
-            .order_by("start_time")
-        )
 
     def get_late_arrivals(
         self, arrived_after: datetime, arrived_until: datetime, time_before: datetime
@@ -126,6 +132,10 @@ class FrameStream(AbstractStream):
             .annotate(arrived=models.F("calculated_at") + margin)
             .values_list("start_time", "arrived")
         )
+
+    @classmethod
+    def reports_late_arrivals(cls) -> bool:
+        return True  # the source frames' recalculations
 
     def delete_before(self, cutoff_datetime: datetime | None) -> int:
         return 0  # a rollup never deletes its source frames

@@ -136,6 +136,16 @@ ANALYSIS_TIME_FRAME_TASKS = {
         "frame_class_path": "tests.testapp.models.HourRollup",
         "autostart": False,
     },
+    "minute_sql_rollup": {
+        "name": "Arrivals per minute, summed by AGGREGATES",
+        "frame_class_path": "tests.testapp.models.MinuteSqlRollup",
+        "autostart": False,
+    },
+    "hour_sql_rollup": {
+        "name": "Arrivals per hour, summed by AGGREGATES",
+        "frame_class_path": "tests.testapp.models.HourSqlRollup",
+        "autostart": False,
+    },
     "ten_seconds": {
         "name": "Item counts per 10 s, from the 1 s frames",
         "frame_class_path": "tests.testapp.models.TenSecondRollup",

@@ -27,12 +27,21 @@ from tests.testapp.models import (
     Behaviour,
     FifteenFrame,
     HourRollup,
+    HourSqlRollup,
     MinuteRollup,
+    MinuteSqlRollup,
 )
 
 pytestmark = pytest.mark.django_db
-LEVELS = (FifteenFrame, MinuteRollup, HourRollup)
-KEYS = {FifteenFrame: "fifteen", MinuteRollup: "minute_rollup", HourRollup: "hour_rollup"}
+#: The rollups twice: by calculate() and by AGGREGATES (the same counts, summed in SQL).
+LEVELS = (FifteenFrame, MinuteRollup, HourRollup, MinuteSqlRollup, HourSqlRollup)
+KEYS = {
+    FifteenFrame: "fifteen",
+    MinuteRollup: "minute_rollup",
+    HourRollup: "hour_rollup",
+    MinuteSqlRollup: "minute_sql_rollup",
+    HourSqlRollup: "hour_sql_rollup",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +122,9 @@ def test_minute_and_hour_rollups_equal_the_counts_of_the_raw_items_over_random_d
         expected = truth(moments, width, before=max(got) + width)
         assert {start: n for start, n in got.items() if n} == dict(expected)
     assert HourRollup.objects.get(start_time=at(0)).frames == 60
+    # AGGREGATES rollups give what calculate() gives, empty minutes included
+    assert counts(MinuteSqlRollup) == minutes and counts(HourSqlRollup) == hours
+    assert HourSqlRollup.objects.get(start_time=at(0)).frames == 60
 
 
 def test_a_rollup_frame_waits_for_every_source_frame_it_covers_not_for_time():
@@ -146,6 +158,15 @@ def test_a_late_item_in_a_15_second_frame_reaches_the_hour_frame_once_per_level(
     hour = HourRollup.objects.get(start_time=at(0))
     minute = MinuteRollup.objects.get(start_time=at(1200))
     assert hour.item_count == before + 1
+
+    # The AGGREGATES levels get there too, level after level, once past each commit margin
+    def sql_hour_counts_it() -> bool:
+        run_all_levels()
+        return HourSqlRollup.objects.get(start_time=at(0)).item_count == before + 1
+
+    wait_until(sql_hour_counts_it, 10, "the late item to reach the AGGREGATES hour")
+    assert MinuteSqlRollup.objects.get(start_time=at(1200)).recomputes == 1
+    assert HourSqlRollup.objects.get(start_time=at(0)).recomputes == 1
     assert (minute.runs, hour.runs) == (2, 2)
     assert (minute.recomputes, minute.recompute_reason) == (1, "late")
     assert minute.late_items == 1  # one recalculated source frame reached it

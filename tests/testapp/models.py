@@ -256,6 +256,31 @@ class HourRollup(BaseTimeFrame):
         self.runs += 1
 
 
+class MinuteSqlRollup(BaseTimeFrame):
+    """MinuteRollup's counts by AGGREGATES: PostgreSQL sums the 15 s frames, a batch at a time."""
+
+    STREAM_CLASS = FrameStream.of(FifteenFrame)
+    DURATION = timedelta(minutes=1)
+    AGGREGATES = {
+        "item_count": Coalesce(models.Sum("item_count"), 0),
+        "frames": models.Count("pk"),
+    }
+
+    item_count = models.IntegerField(default=0)
+    frames = models.IntegerField(default=0)
+
+
+class HourSqlRollup(BaseTimeFrame):
+    """HourRollup's counts by AGGREGATES, from MinuteSqlRollup (a rollup of a rollup)."""
+
+    STREAM_CLASS = FrameStream.of(MinuteSqlRollup)
+    DURATION = timedelta(hours=1)
+    AGGREGATES = MinuteSqlRollup.AGGREGATES
+
+    item_count = models.IntegerField(default=0)
+    frames = models.IntegerField(default=0)
+
+
 # -- rollups of the fault suite: 1 s frames summed per 10 s, then per minute ------------
 
 
