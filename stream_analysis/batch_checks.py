@@ -8,30 +8,11 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from .check_errors import error
 from .model_stream import ModelStream
+from .models import framework_fields
 from .rollups import is_rollup
 from .settings import DEFAULTS, app_settings
-
-#: Fields the framework writes itself: AGGREGATES may not target them.
-BOOKKEEPING = frozenset(
-    {
-        "id",
-        "start_time",
-        "calculated",
-        "missing_data",
-        "analysis_time",
-        "cleanup_time",
-        "calculated_at",
-        "failed",
-        "attempts",
-        "next_attempt_at",
-        "last_error",
-    }
-)
-
-
-def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
-    return checks.Error(msg, hint=hint, obj=obj, id=f"stream_analysis.E{n:03d}")
 
 
 def check_batch_path(where: str, frame_class: Any) -> list[checks.CheckMessage]:
@@ -150,10 +131,10 @@ def check_aggregate(
     results = [
         f.name
         for f in frame_class._meta.concrete_fields
-        if f.name not in BOOKKEEPING and not f.primary_key
+        if f.name not in framework_fields() and not f.primary_key
     ]
     hint = f"Use a result field of {name} as the key: {', '.join(results) or '(none yet)'}."
-    if key in BOOKKEEPING:
+    if key in framework_fields():
         msg = f"{where}: {name}.AGGREGATES[{key!r}] targets a field the framework writes itself."
         return [error(32, msg, hint, obj=frame_class)]
     try:

@@ -16,6 +16,7 @@ from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
 from .batch_checks import check_batch_path
+from .check_errors import error
 from .models import DUE_INDEX_SUFFIX
 from .settings import DEFAULTS, app_settings
 
@@ -73,10 +74,6 @@ NUMBER_SETTINGS = {
 #: The shortest DURATION of a frame model (E006): shorter frames would be
 #: created faster than ticks and workers can follow.
 MIN_DURATION = timedelta(seconds=1)
-
-
-def error(n: int, msg: str, hint: str, obj: Any = None) -> checks.Error:
-    return checks.Error(msg, hint=hint, obj=obj, id=f"stream_analysis.E{n:03d}")
 
 
 @checks.register()

@@ -315,6 +315,12 @@ def carry_due_index(sender: type[models.Model], **kwargs: Any) -> None:
     meta.original_attrs["indexes"] = meta.indexes
 
 
+def framework_fields() -> frozenset[str]:
+    """The names of the fields every frame has (the key and the bookkeeping written by
+    the framework: status, timings, attempts, the late-data trail), not results."""
+    return frozenset({"id", *(field.name for field in BaseTimeFrame._meta.local_fields)})
+
+
 class AnalysisTaskManager(models.Manager["AnalysisTask"]):
     def for_key(self, key: str) -> AnalysisTask:
         """The task's state row, created on first use. Raises UnknownTaskError."""

@@ -31,26 +31,9 @@ from django.utils.module_loading import import_string
 
 from . import rollups, states
 from .grid import EPOCH, frame_start
+from .models import framework_fields
 from .settings import app_settings
 
-#: Fields of every frame that are machinery, not results (shown apart, never charted first).
-MACHINERY = (
-    "id",
-    "start_time",
-    "calculated",
-    "missing_data",
-    "analysis_time",
-    "cleanup_time",
-    "calculated_at",
-    "failed",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "recomputes",
-    "recomputed_at",
-    "recompute_reason",
-    "late_items",
-)
 NUMERIC = (models.IntegerField, models.FloatField, models.DecimalField)
 #: Rows fetched per round trip of the export's server-side cursor.
 CHUNK_SIZE = 2000
@@ -63,7 +46,7 @@ def numeric_fields(frame_class: Any) -> list[str]:
     found = [
         field.name
         for field in frame_class._meta.concrete_fields
-        if isinstance(field, NUMERIC) and field.name not in MACHINERY
+        if isinstance(field, NUMERIC) and field.name not in framework_fields()
     ]
     return [*found, "analysis_time"]
 
@@ -71,7 +54,9 @@ def numeric_fields(frame_class: Any) -> list[str]:
 def export_fields(frame_class: Any) -> list[str]:
     """Columns of an export: ``start_time``, the result fields, then the frame's state."""
     results = [
-        field.name for field in frame_class._meta.concrete_fields if field.name not in MACHINERY
+        field.name
+        for field in frame_class._meta.concrete_fields
+        if field.name not in framework_fields()
     ]
     state = ["calculated", "failed", "missing_data", "calculated_at", "analysis_time"]
     trail = ["recomputes", "recompute_reason", "late_items"]

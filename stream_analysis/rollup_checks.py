@@ -14,12 +14,9 @@ from typing import Any
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from .check_errors import error
 from .rollups import is_rollup
 from .settings import app_settings
-
-
-def error(n: int, msg: str, hint: str, obj: Any) -> checks.Error:
-    return checks.Error(msg, hint=hint, obj=obj, id=f"stream_analysis.E{n:03d}")
 
 
 @checks.register()
