@@ -165,7 +165,8 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(route, sh
 
     # Then every frame of both tasks is calculated exactly once, with its true count
     aggregated = Output(
-        "1. workers SIGKILLed, AGGREGATES", SECONDS_SQL, "SecondSqlFrame", run.stream.truth,
+        route.label("1. workers SIGKILLed, AGGREGATES"), SECONDS_SQL, "SecondSqlFrame",
+        run.stream.truth,
         logged=False,
     )  # fmt: skip
     verdict, sql_verdict = run.finish(run.seconds_output(), aggregated)
