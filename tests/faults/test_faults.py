@@ -62,6 +62,9 @@ SECONDS = SecondFrame._meta.db_table
 SECONDS_SQL = SecondSqlFrame._meta.db_table
 COUNTS = CountFrame._meta.db_table
 FRAMES = scale(500, 3000)
+#: Tasks beside "seconds" in scenarios 2 to 4: its stream counted by AGGREGATES, and two
+#: levels of rollups over its frames (10 s, then a minute). Each is judged like it.
+COMPANIONS = ("seconds_sql", "ten_seconds", "minute_of_seconds")
 #: Seconds to wait for every frame to be done once the stream has ended.
 DRAIN = scale(120, 600)
 
@@ -98,6 +101,26 @@ class Scenario:
 
     def seconds_output(self) -> Output:
         return Output(self.name, SECONDS, "SecondFrame", self.stream.truth)
+
+    def companion_outputs(self) -> list[Output]:
+        """The :data:`COMPANIONS`' frames: the same counts, by SQL and summed up."""
+        truth = self.stream.truth
+        return [
+            Output(f"{self.name}, AGGREGATES", SECONDS_SQL, "SecondSqlFrame", truth,
+                   logged=False),
+            Output(f"{self.name}, 10-s rollup", TenSecondRollup._meta.db_table,
+                   "TenSecondRollup", window_truth(truth, TenSecondRollup.DURATION)),
+            Output(f"{self.name}, minute rollup", MinuteOfSeconds._meta.db_table,
+                   "MinuteOfSeconds", window_truth(truth, MinuteOfSeconds.DURATION)),
+        ]  # fmt: skip
+
+    def finish_with_companions(self) -> Verdict:
+        """:meth:`finish` for SecondFrame and its companions, each asserted clean;
+        returns SecondFrame's verdict."""
+        verdict, *companions = self.finish(self.seconds_output(), *self.companion_outputs())
+        for companion in companions:
+            assert_clean(companion)
+        return verdict
 
     def finish(self, *outputs: Output) -> list[Verdict]:
         """Wait for the stream's end and every frame done; judge each output."""
@@ -190,7 +213,7 @@ def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(sh
         "2. 3 schedulers, 3 coordinators",
         shared_db,
         StreamWriter(shared_db, FRAMES, 40.0),
-        clusters(shared_db, ["seconds"]),
+        clusters(shared_db, ["seconds", *COMPANIONS]),
     )
     run.begin(workers=3, threads=2, schedulers=3)
 
@@ -203,8 +226,8 @@ def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(sh
         time.sleep(0.25)
     wait_until(run.cluster.schedulers_ticked, 70, "all three schedulers to tick")
 
-    # Then every frame was made once and calculated once
-    (verdict,) = run.finish()
+    # Then every frame was made once and calculated once (its companions' too)
+    verdict = run.finish_with_companions()
     verdict.faults = bursts
     verdict.notes = (
         f"3 periodiq processes ticking, and {bursts} bursts of 3 simultaneous coordinator "
@@ -262,7 +285,7 @@ def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
         "3. coordinator SIGKILLed mid-INSERT",
         shared_db,
         StreamWriter(shared_db, FRAMES, 8.0),
-        clusters(shared_db, ["seconds"]),
+        clusters(shared_db, ["seconds", *COMPANIONS]),
     )
     run.begin(workers=2, threads=3)
     seen: set[int] = set()
@@ -285,8 +308,8 @@ def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
         recoveries.append((now() - fault.at).total_seconds())
     run.stream.rate = 60.0  # faults done: the rest of the stream at full speed
 
-    # And in the end every frame exists once and is calculated once
-    (verdict,) = run.finish()
+    # And in the end every frame exists once and is calculated once (its companions' too)
+    verdict = run.finish_with_companions()
     verdict.recovery = recoveries
     verdict.notes = (
         f"{kills} coordinators killed inside the frame INSERT (held 2 s by a trigger); "
@@ -311,7 +334,7 @@ def test_postgresql_restarted_mid_run_workers_and_scheduler_recover_by_themselve
         route.label("4. PostgreSQL restarted"),
         db,
         StreamWriter(db, FRAMES, 25.0),
-        clusters(db, ["seconds"], **route.begin(throwaway_server.settings)),
+        clusters(db, ["seconds", *COMPANIONS], **route.begin(throwaway_server.settings)),
     )
     run.begin(workers=2, threads=3)
 
@@ -324,8 +347,8 @@ def test_postgresql_restarted_mid_run_workers_and_scheduler_recover_by_themselve
         throwaway_server.start()
         run.faults.append(Fault(f"restart, down {down} s", stopped, now()))
 
-    # Then every frame is calculated once, and no process had to be restarted
-    (verdict,) = run.finish()
+    # Then every frame is calculated once (its companions' too), and no process restarted
+    verdict = run.finish_with_companions()
     verdict.recovery = first_calculated_after(db, SECONDS, [f.until for f in run.faults])
     verdict.notes = (
         "stop -m fast, down " + ", ".join(f"{d:g} s" for d in downtimes) + ", start; "
