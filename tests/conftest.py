@@ -22,6 +22,10 @@ from stream_analysis import signals
 from stream_analysis.database import database_url
 from tests.pgbouncer import PgBouncer
 
+# The shared assertions in these helper modules report like a test's own (pytest only
+# rewrites the asserts of test modules and conftest files by itself).
+pytest.register_assert_rewrite("tests.streams")
+
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -23,8 +23,7 @@ from tests.conftest import (
     wait_until,
 )
 from tests.pgbouncer import PgBouncer
-from tests.streams import write_stream
-from tests.test_workers import assert_every_frame_exactly_once, calculated
+from tests.streams import assert_every_frame_exactly_once, calculated, write_stream
 from tests.testapp.models import CountFrame, Item
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
