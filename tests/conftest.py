@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import subprocess
@@ -103,6 +104,15 @@ def held_in_another_transaction(take: Callable[[], object]) -> Iterator[None]:
     finally:
         release.set()
         holder.join()
+
+
+@pytest.fixture
+def legacy_tasks(settings: Any) -> None:
+    """The legacy client's ANALYSIS_TIME_FRAME_TASKS (tests/legacy_client/settings.py), as
+    its worker processes see them."""
+    from tests.legacy_client import settings as legacy_settings
+
+    settings.ANALYSIS_TIME_FRAME_TASKS = copy.deepcopy(legacy_settings.ANALYSIS_TIME_FRAME_TASKS)
 
 
 class Processes:
