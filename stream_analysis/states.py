@@ -4,7 +4,7 @@ Every filter of frames by state goes through these: ``FrameQuerySet``'s methods,
 the partial index that finds unfinished frames, the admin's status filter,
 ``status`` and the metrics. The SQL in ``sql/queries.sql`` that must repeat a
 predicate (the claim, the due count, the next retry) is tested against them
-(``tests/test_states.py``), so the index condition and the claim cannot drift
+(``tests/db/test_states.py``), so the index condition and the claim cannot drift
 apart unnoticed.
 
 A frame is, by its columns:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import subprocess
@@ -21,6 +22,10 @@ from django.db import connection, transaction
 from stream_analysis import signals
 from stream_analysis.database import database_url
 from tests.pgbouncer import PgBouncer
+
+# The shared assertions in these helper modules report like a test's own (pytest only
+# rewrites the asserts of test modules and conftest files by itself).
+pytest.register_assert_rewrite("tests.streams")
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,6 +104,15 @@ def held_in_another_transaction(take: Callable[[], object]) -> Iterator[None]:
     finally:
         release.set()
         holder.join()
+
+
+@pytest.fixture
+def legacy_tasks(settings: Any) -> None:
+    """The legacy client's ANALYSIS_TIME_FRAME_TASKS (tests/legacy_client/settings.py), as
+    its worker processes see them."""
+    from tests.legacy_client import settings as legacy_settings
+
+    settings.ANALYSIS_TIME_FRAME_TASKS = copy.deepcopy(legacy_settings.ANALYSIS_TIME_FRAME_TASKS)
 
 
 class Processes:

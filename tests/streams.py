@@ -1,12 +1,15 @@
-"""Hand-built streams with known answers."""
+"""Hand-built streams with known answers, and the check that real workers calculated
+each frame of one exactly once."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
 
+from django.db.models import Count
+
 from tests.conftest import at
-from tests.testapp.models import Item
+from tests.testapp.models import CalculationLog, CountFrame, Item
 
 
 def write_stream(
@@ -31,3 +34,24 @@ def write_stream(
         items.append(Item(created_at=at(frames * duration)))
     Item.objects.bulk_create(items)
     return expected
+
+
+def calculated() -> int:
+    """How many CountFrames are calculated."""
+    return CountFrame.objects.filter(calculated=True).count()
+
+
+def calculations_per_frame() -> dict:
+    """How many times each CountFrame was calculated, by its start (CalculationLog)."""
+    runs = CalculationLog.objects.filter(frame_model="CountFrame")
+    rows = runs.values_list("start_time").annotate(n=Count("id"))
+    return dict(rows)
+
+
+def assert_every_frame_exactly_once(expected) -> None:
+    """Every frame of ``expected`` (write_stream's answer) exists, holds its true count,
+    and was calculated once: no gap, no duplicate."""
+    frames = {f.start_time: f for f in CountFrame.objects.all()}
+    assert sorted(frames) == sorted(expected), "frames missing or extra (gaps or duplicates)"
+    assert {s: f.item_count for s, f in frames.items()} == dict(expected)
+    assert calculations_per_frame() == dict.fromkeys(expected, 1)

@@ -1,6 +1,6 @@
 """The test settings with the legacy client's tasks, written as for the original.
 
-Worker and scheduler processes of tests/test_moving_from_the_original.py run
+Worker and scheduler processes of tests/workers/test_moving_from_the_original.py run
 with these settings (the test process sets the same tasks).
 """
 

@@ -1,5 +1,6 @@
 """The test settings with a database that is never connected to: ``pytest tests/unit``
-alone (pure frame arithmetic, system checks, the layout) starts no PostgreSQL.
+alone (pure frame arithmetic, system checks, the layout, the connection budget,
+the deployment files) starts no PostgreSQL.
 
 Selected by ``tests/unit/pytest.ini``, which pytest reads only when it is given
 this folder; the full suite (``python -m pytest``) runs these tests with

@@ -1,4 +1,5 @@
-"""Behind PgBouncer in transaction pooling: the cleanup's lock, the admin, real workers.
+"""Behind PgBouncer in transaction pooling: the cleanup's lock, the admin, the commands
+(tests/workers/test_pgbouncer.py: real workers behind it).
 
 Every test here starts a PgBouncer of its own (tests/pgbouncer.py, Debian's
 package) in front of the test database's server, with 4 server connections.
@@ -13,31 +14,13 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from actors import tasks
 from stream_analysis import retention
-from tests.conftest import (
-    BEHIND_PGBOUNCER_NAME,
-    at,
-    configure_only,
-    pgbouncer_worker_env,
-    wait_until,
-)
+from tests.conftest import at, configure_only
 from tests.pgbouncer import PgBouncer
 from tests.streams import write_stream
-from tests.test_workers import assert_every_frame_exactly_once, calculated
 from tests.testapp.models import CountFrame, Item
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
-
-
-def server_connections(database: str) -> int:
-    """Server sessions on ``database`` opened through PgBouncer by a worker."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-            [database, BEHIND_PGBOUNCER_NAME],
-        )
-        return int(cursor.fetchone()[0])
 
 
 def test_the_cleanup_lock_holds_between_two_clients_sharing_pgbouncers_server_connections(
@@ -94,32 +77,3 @@ def test_the_admin_and_the_commands_work_through_pgbouncer(
     assert admin_client.get("/admin/testapp/countframe/").status_code == 200
     call_command("stream_analysis", "status")
     assert "counts" in capsys.readouterr().out
-
-
-@pytest.mark.workers
-@pytest.mark.parametrize("broker", ["direct", "pooled"])
-def test_workers_behind_pgbouncer_calculate_a_backlog_once_within_its_pool(
-    pgbouncer: PgBouncer, workers, broker
-):
-    # Given 120 frames, and two worker processes x 4 threads behind a PgBouncer of 4
-    # server connections: Django through it, and the broker direct (for its LISTEN) or
-    # through it too (polling; its statements must never be prepared on the server)
-    expected = write_stream(120)
-    env = {**pgbouncer_worker_env(pgbouncer, broker), "TEST_CALCULATE_SLEEP": "0.01"}
-    workers.start(processes=2, threads=4, **env)
-    database = connection.settings_dict["NAME"]
-    peak = 0
-
-    # When the coordinator ticks
-    tasks.coordinate.send("counts")
-
-    def done() -> bool:
-        nonlocal peak
-        peak = max(peak, server_connections(database))
-        return calculated() == 120
-
-    # Then every frame is calculated once, with no more server connections than the pool
-    wait_until(done, 90, "120 calculated frames")
-    assert_every_frame_exactly_once(expected)
-    assert 0 < peak <= pgbouncer.pool_size, f"{peak} server connections"
-    assert "prepared statement" not in workers.logs()

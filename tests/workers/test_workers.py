@@ -12,27 +12,15 @@ from django.db.models import Count
 
 from actors import tasks
 from tests.conftest import at, wait_until
-from tests.streams import write_stream
+from tests.streams import (
+    assert_every_frame_exactly_once,
+    calculated,
+    calculations_per_frame,
+    write_stream,
+)
 from tests.testapp.models import Behaviour, CalculationLog, CountFrame
 
 pytestmark = pytest.mark.workers
-
-
-def calculated() -> int:
-    return CountFrame.objects.filter(calculated=True).count()
-
-
-def calculations_per_frame() -> dict:
-    runs = CalculationLog.objects.filter(frame_model="CountFrame")
-    rows = runs.values_list("start_time").annotate(n=Count("id"))
-    return dict(rows)
-
-
-def assert_every_frame_exactly_once(expected) -> None:
-    frames = {f.start_time: f for f in CountFrame.objects.all()}
-    assert sorted(frames) == sorted(expected), "frames missing or extra (gaps or duplicates)"
-    assert {s: f.item_count for s, f in frames.items()} == dict(expected)
-    assert calculations_per_frame() == dict.fromkeys(expected, 1)
 
 
 def test_a_stream_is_analysed_end_to_end_by_real_workers_and_ticks(workers):

@@ -13,9 +13,9 @@ from django.utils import timezone
 from actors import queue, tasks
 from stream_analysis import coordinator, grid
 from stream_analysis.models import AnalysisTask
-from tests.conftest import at, held_in_another_transaction, wait_until
+from tests.conftest import at, held_in_another_transaction
 from tests.streams import write_stream
-from tests.testapp.models import CalculationLog, CountFrame, Item
+from tests.testapp.models import CountFrame, Item
 
 
 def run_in_threads(count: int, target) -> list:
@@ -155,20 +155,6 @@ def test_pending_frames_left_without_messages_get_calculate_messages_at_the_next
     # Then calculate messages are queued, but no more than the configured concurrency
     queued = queue.count_queued(tasks.QUEUE, tasks.calculate.actor_name, "counts")
     assert queued == 3  # ceil(50 frames / batch of 20), under CONCURRENCY = 4
-
-
-@pytest.mark.workers
-def test_three_coordinator_messages_racing_on_three_processes_calculate_each_frame_once(workers):
-    expected = write_stream(60)
-    for _ in range(3):
-        workers.start(processes=1, threads=2)
-    for _ in range(3):
-        tasks.coordinate.send("counts")
-
-    wait_until(lambda: CountFrame.objects.filter(calculated=True).count() == 60, 60, "60 frames")
-    assert CountFrame.objects.count() == 60
-    assert CalculationLog.objects.filter(frame_model="CountFrame").count() == 60
-    assert {f.start_time: f.item_count for f in CountFrame.objects.all()} == dict(expected)
 
 
 # -- runaway guards ----------------------------------------------------------------------

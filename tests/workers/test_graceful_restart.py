@@ -19,8 +19,7 @@ import pytest
 
 from actors import tasks
 from tests.conftest import wait_until
-from tests.streams import write_stream
-from tests.test_workers import assert_every_frame_exactly_once, calculated
+from tests.streams import assert_every_frame_exactly_once, calculated, write_stream
 
 pytestmark = pytest.mark.workers
 

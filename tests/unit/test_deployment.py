@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "deploy" / "systemd"
 #: Where the units expect the application (its checkout and its virtualenv).
 PREFIX = "/srv/stream-analysis"

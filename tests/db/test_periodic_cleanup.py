@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from actors import tasks
 from stream_analysis.retention import CLEANUP_LOCK
-from tests.conftest import at, wait_until
+from tests.conftest import at
 from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.usefixtures("three_tasks")
@@ -89,29 +88,6 @@ def test_the_cleanup_actor_releases_its_lock(caplog_info):
     tasks.cleanup_streams.fn()
 
     assert deleted_logged(caplog_info) == [3, 1]
-
-
-@pytest.mark.workers
-def test_a_worker_runs_the_cleanup_without_dramatiqs_returned_a_value_warning(workers):
-    # Given a worker: no result backend, so a value an actor returns is discarded with a
-    # warning (the worker's settings are tests/settings.py's: the count may be 0)
-    workers.start(processes=1, threads=1)
-
-    # When it runs the cleanup, to its acknowledgement
-    message = tasks.cleanup_streams.send()
-    wait_until(lambda: not message_in_queue(message.message_id), 60, "the cleanup acknowledged")
-    workers.stop()  # the worker's log is complete once it has exited
-
-    # Then it logged the count, and Dramatiq warned about no returned value
-    log = workers.logs()
-    assert re.search(r"\[actors.tasks\] \[INFO\] cleanup deleted \d+ items", log), log
-    assert "returned a value" not in log
-
-
-def message_in_queue(message_id: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM dramatiq.queue WHERE message_id = %s", [message_id])
-        return cursor.fetchone() is not None
 
 
 def test_the_cleanup_actor_is_scheduled_every_ten_minutes_by_default():

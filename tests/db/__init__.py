@@ -1,0 +1,2 @@
+"""The database tier: tests against a real PostgreSQL, no worker process
+(``python -m pytest tests/db``)."""
