@@ -37,6 +37,7 @@ class Route:
         self.kind = kind
         self.bouncer: PgBouncer | None = None
         self.transport: Iterator[Transport] | None = None
+        self.own: Transport | None = None
 
     def label(self, scenario: str) -> str:
         return scenario + self.LABELS[self.kind]
@@ -47,8 +48,16 @@ class Route:
             return {"via": Database(self.bouncer.url(settings_dict["NAME"]))}
         if self.kind in ("rabbitmq", "redis"):
             self.transport = transport_or_skip(self.kind)
-            return next(self.transport).env()
+            self.own = next(self.transport)
+            return self.own.env()
         return {}
+
+    def send(self, actor: Any, *args: Any) -> None:
+        """Send ``actor`` a message on the route's broker (the workers' one), from the test."""
+        if self.own is None:
+            actor.send(*args)
+        else:
+            self.own.send(actor.actor_name, *args)
 
     def end(self) -> None:
         if self.bouncer is not None:

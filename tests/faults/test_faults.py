@@ -207,13 +207,17 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(route, sh
 # -- 2. doubled schedulers and coordinators ----------------------------------------------
 
 
-def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(shared_db, clusters):
-    # Given three workers and three periodiq schedulers, all ticking
+@routes("direct", "rabbitmq", "redis")
+def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(
+    route, shared_db, clusters
+):
+    # Given three workers and three periodiq schedulers, all ticking (on each broker)
+    where = route.begin(connection.settings_dict)
     run = Scenario(
-        "2. 3 schedulers, 3 coordinators",
+        route.label("2. 3 schedulers, 3 coordinators"),
         shared_db,
         StreamWriter(shared_db, FRAMES, 40.0),
-        clusters(shared_db, ["seconds", *COMPANIONS]),
+        clusters(shared_db, ["seconds", *COMPANIONS], **where),
     )
     run.begin(workers=3, threads=2, schedulers=3)
 
@@ -221,7 +225,7 @@ def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(sh
     bursts = 0
     while run.stream.is_alive():
         for _ in range(3):
-            tasks.coordinate.send("seconds")
+            route.send(tasks.coordinate, "seconds")
         bursts += 1
         time.sleep(0.25)
     wait_until(run.cluster.schedulers_ticked, 70, "all three schedulers to tick")
@@ -276,16 +280,20 @@ def newest_frame(db: Database) -> datetime:
     return T0 - SECOND if newest is None else newest
 
 
+# Not on RabbitMQ yet: there, one run stopped creating frames after the first kill and
+# timed out waiting for the next coordinator INSERT; the cause is not found (an open issue).
+@routes("direct", "redis")
 def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
-    shared_db, clusters, slow_frame_inserts
+    route, shared_db, clusters, slow_frame_inserts
 ):
-    # Given two workers and a live stream, slow while the faults are injected
+    # Given two workers and a live stream, slow while the faults are injected (on each broker)
     kills = scale(3, 12)
+    where = route.begin(connection.settings_dict)
     run = Scenario(
-        "3. coordinator SIGKILLed mid-INSERT",
+        route.label("3. coordinator SIGKILLed mid-INSERT"),
         shared_db,
         StreamWriter(shared_db, FRAMES, 8.0),
-        clusters(shared_db, ["seconds", *COMPANIONS]),
+        clusters(shared_db, ["seconds", *COMPANIONS], **where),
     )
     run.begin(workers=2, threads=3)
     seen: set[int] = set()
