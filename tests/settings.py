@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",  # the admin's CSS in the browser test's live server
+    "django.contrib.postgres",  # ArrayField in tests.testapp (postgres.E005 on Django 6.1)
     "django_dramatiq",
     "stream_analysis",
     "actors",
