@@ -39,6 +39,12 @@ class ModelStream(AbstractStream):
     #: (sub)transaction, so a cleanup of millions of rows never holds one huge lock.
     delete_chunk_size: ClassVar[int] = 10_000
 
+    @classmethod
+    def data_key(cls) -> Any:
+        """The model (unless ``DATA`` says otherwise): every ModelStream over one model
+        is cleaned only up to the earliest time any of their tasks still needs."""
+        return cls.model if cls.DATA is None else cls.DATA
+
     def get_queryset(self) -> models.QuerySet[Any]:
         """Every item of the stream. Override to filter; every method honours it."""
         if self.model is None:

@@ -23,13 +23,19 @@ def get_stream_cutoff_times() -> dict[type[AbstractStream], datetime | None]:
 
     The minimum over every configured task whose frames read that stream (running
     or not: a stopped task still needs its data); a task that needs everything
-    (None) keeps everything.
+    (None) keeps everything. Stream classes that read the same data (the same
+    ``data_key()``: two ModelStreams over one model, say) all get the minimum
+    over every one of them, so that none deletes what another still needs.
     """
     pairs = []
     for task in AnalysisTask.get():
         frame_class = task.get_frame_class()
         pairs.append((frame_class.STREAM_CLASS, frame_class.get_stream_memory_cutoff()))
-    return grid.combine_cutoffs(pairs)
+    per_class = grid.combine_cutoffs(pairs)
+    per_data = grid.combine_cutoffs(
+        (stream_class.data_key(), cutoff) for stream_class, cutoff in per_class.items()
+    )
+    return {stream_class: per_data[stream_class.data_key()] for stream_class in per_class}
 
 
 def cleanup() -> int:

@@ -76,6 +76,18 @@ class AbstractStream(ABC):
             "RECOMPUTE_LATE = True needs."
         )
 
+    #: What the stream reads, for cleanup: streams with the same ``DATA`` (say, two
+    #: stream classes over one table) are each cleaned only up to the earliest time
+    #: any task using any of them still needs, so one never deletes items another
+    #: has not analysed. None (the default): the stream class is its own data.
+    #: :class:`ModelStream` uses its model.
+    DATA: Any = None
+
+    @classmethod
+    def data_key(cls) -> Any:
+        """``DATA``, or the class itself when it is not set (see ``DATA``)."""
+        return cls if cls.DATA is None else cls.DATA
+
     @classmethod
     def reports_late_arrivals(cls) -> bool:
         """True when the class implements :meth:`get_late_arrivals`."""

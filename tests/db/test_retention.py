@@ -244,3 +244,32 @@ def test_a_cutoff_read_while_workers_commit_never_passes_a_frame_still_open():
 
     # Then the cutoff is read from one snapshot: before the new frames, or with 15 open
     assert cutoff in (at(0), at(15))
+
+
+def test_two_stream_classes_over_one_table_are_cleaned_to_the_earliest_cutoff_of_both(settings):
+    # Given CountFrame (ItemStream, 15 s, nothing calculated yet) and SecondSqlFrame
+    # (ItemModelStream over the same Item table, calculated up to 90 s)
+    from tests.testapp.models import ItemModelStream, SecondSqlFrame
+
+    settings.ANALYSIS_TIME_FRAME_TASKS = {
+        "counts": settings.ANALYSIS_TIME_FRAME_TASKS["counts"],
+        "seconds_sql": {
+            "name": "Second counts by AGGREGATES",
+            "frame_class_path": "tests.testapp.models.SecondSqlFrame",
+        },
+    }
+    items(1, 20, 50, 89, 95)
+    frames(CountFrame, 0, 15)
+    frames(SecondSqlFrame, *range(0, 91), calculated=True)
+    assert SecondSqlFrame.get_stream_memory_cutoff() == at(90)
+    assert CountFrame.get_stream_memory_cutoff() == at(0)
+
+    # When the streams are cleaned up
+    cutoffs = stream_analysis.get_stream_cutoff_times()
+    deleted = stream_analysis.cleanup()
+
+    # Then neither deletes an item CountFrame has not analysed (ItemModelStream alone
+    # would have deleted the items before 90 s)
+    assert cutoffs == {ItemStream: at(0), ItemModelStream: at(0)}
+    assert deleted == 0
+    assert item_times() == [at(s) for s in (1, 20, 50, 89, 95)]

@@ -25,6 +25,9 @@ class Item(models.Model):
 
 
 class ItemStream(AbstractStream):
+    #: The Item table, which ItemModelStream reads too: cleanup keeps what either needs.
+    DATA = Item
+
     def is_stream_empty(self):
         return not Item.objects.exists()
 
