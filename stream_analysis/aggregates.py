@@ -36,6 +36,7 @@ from . import grid, queries
 from .batch_store import column_types
 from .calculation import BatchOutcome, DrainResult, fail_frame
 from .exceptions import ConfigurationError
+from .expressions import DateBin
 from .model_stream import ModelStream
 from .models import BaseTimeFrame
 from .settings import app_settings
@@ -50,13 +51,6 @@ MAX_BATCH_SIZE = 100_000
 
 #: Claimed back-to-back frames: the first one's start, the last one's end, how many.
 Run = tuple[datetime, datetime, int]
-
-
-class DateBin(models.Func):
-    """``date_bin(stride, source, origin)``: the start of the stride holding ``source``."""
-
-    function = "date_bin"
-    output_field = models.DateTimeField()
 
 
 def has_aggregates(frame_class: type[BaseTimeFrame]) -> bool:

@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.module_loading import import_string
 
 from . import rollups, states
+from .expressions import start_bucket
 from .grid import EPOCH, frame_start
 from .models import framework_fields
 from .settings import app_settings
@@ -115,13 +116,6 @@ def default_start(frame_class: Any, end: datetime, frames: int = 500) -> datetim
     earliest = frame_class.get_earliest_start_time()
     start = end - frames * frame_class.DURATION
     return start if earliest is None or earliest >= end else max(start, earliest)
-
-
-class DateBin(models.Func):
-    """PostgreSQL's ``date_bin(stride, source, origin)``: the start of the bucket of ``source``."""
-
-    function = "date_bin"
-    output_field = models.DateTimeField()
 
 
 class BadRange(ValueError):
@@ -234,13 +228,7 @@ def series(
     first = frame_start(start, width, level.OFFSET)
     rows = (
         frames_between(level, first, end)
-        .annotate(
-            bucket=DateBin(
-                models.Value(width, output_field=models.DurationField()),
-                "start_time",
-                models.Value(origin, output_field=models.DateTimeField()),
-            )
-        )
+        .annotate(bucket=start_bucket(width, origin))
         .order_by()
         .values("bucket")
         .annotate(

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
-
 from ..coordinator import newest_frame_start
+from ..expressions import start_bucket
 from ..grid import EPOCH, frame_start
 from ..status import count_expressions
 
@@ -55,13 +54,6 @@ def bucket_starts(
     return [last - width * (count - 1 - index) for index in range(count)]
 
 
-class DateBin(models.Func):
-    """PostgreSQL's ``date_bin(stride, source, origin)``: the start of the bucket of ``source``."""
-
-    function = "date_bin"
-    output_field = models.DateTimeField()
-
-
 def frame_history(
     frame_class: Any, *, count: int = 60, width: timedelta | None = None
 ) -> list[Bucket]:
@@ -80,13 +72,7 @@ def frame_history(
     origin = EPOCH + frame_class.OFFSET
     rows = (
         manager.filter(start_time__gte=starts[0])
-        .annotate(
-            bucket=DateBin(
-                models.Value(width, output_field=models.DurationField()),
-                "start_time",
-                models.Value(origin, output_field=models.DateTimeField()),
-            )
-        )
+        .annotate(bucket=start_bucket(width, origin))
         .order_by()
         .values("bucket")
         .annotate(**count_expressions())
