@@ -63,6 +63,16 @@ def _admin(sql: str) -> None:
 
 
 @contextmanager
+def bench_session() -> Iterator[None]:
+    """Django set up, a benchmark database of its own, and the command and server printed."""
+    setup_django()
+    with bench_database():
+        print(f"$ {command_line()}")
+        print(f"PostgreSQL {server_version()}")
+        yield
+
+
+@contextmanager
 def bench_database() -> Iterator[str]:
     """Create the benchmark database afresh, migrate it, and drop it afterwards."""
     from django.conf import settings

@@ -100,10 +100,7 @@ def measure(frames: int, late_counts: list[int]) -> list[list[object]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_django()
-    with common.bench_database():
-        print(f"$ {common.command_line()}")
-        print(f"PostgreSQL {common.server_version()}")
+    with common.bench_session():
         rows = []
         for frames in sorted({10_000, args.frames}):
             rows += measure(frames, args.late)

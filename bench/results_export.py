@@ -74,10 +74,7 @@ def export(kind: str, frames: int) -> list[object]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_django()
-    with common.bench_database():
-        print(f"$ {common.command_line()}")
-        print(f"PostgreSQL {common.server_version()}")
+    with common.bench_session():
         fill(args.frames)
         print(f"peak RSS before the exports: {peak_rss_mb():.1f} MB")
         rows = [export("csv", args.frames), export("json", args.frames)]

@@ -118,10 +118,7 @@ def measure(days: int, recomputed: list[int]) -> list[list[object]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    common.setup_django()
-    with common.bench_database():
-        print(f"$ {common.command_line()}")
-        print(f"PostgreSQL {common.server_version()}")
+    with common.bench_session():
         rows = measure(args.days, args.recomputed)
         print()
         common.print_table(["step", "seconds (or count)"], rows)
