@@ -351,6 +351,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     return report
 
 
+def staff_user(*codenames: str) -> Any:
+    """A staff user ("ops") with these permissions of any app, e.g. "view_analysistask"."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
 def at(seconds: float) -> datetime:
     """A stream time ``seconds`` after T0 (an aligned instant: a multiple of every DURATION)."""
     return T0 + timedelta(seconds=seconds)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
 
 from stream_analysis.models import AnalysisTask
 from stream_analysis.status import task_status
-from tests.conftest import at
+from tests.conftest import at, staff_user
 from tests.testapp.models import CountFrame, Item
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.dashboard_urls")]
-
-
-def staff_user(*codenames: str) -> User:
-    user = User.objects.create_user("ops", password="pw", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
@@ -18,16 +18,10 @@ from stream_analysis.contrib import prometheus
 from stream_analysis.contrib.prometheus import DURATION_BUCKETS, StreamAnalysisCollector
 from stream_analysis.models import AnalysisTask, CleanupTotal
 from stream_analysis.status import task_status
-from tests.conftest import at
+from tests.conftest import at, staff_user
 from tests.testapp.models import CountFrame, FlakyFrame, Item, MinuteFrame
 
 pytestmark = pytest.mark.django_db
-
-
-def staff_user(*codenames: str) -> User:
-    user = User.objects.create_user("ops", password="pw", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
 
 
 @pytest.fixture

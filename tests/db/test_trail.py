@@ -9,14 +9,14 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_analysis import calculation, coordinator, operations
 from stream_analysis.models import AnalysisTask
-from tests.conftest import at, wait_until
+from tests.conftest import at, staff_user, wait_until
 from tests.testapp.models import Arrival, Behaviour, FifteenFrame
 
 pytestmark = pytest.mark.django_db
@@ -66,9 +66,7 @@ def status_json() -> dict:
 
 
 def metrics(client) -> dict[tuple[str, tuple], float]:
-    ops = User.objects.create_user("ops", password="pw", is_staff=True)
-    ops.user_permissions.add(Permission.objects.get(codename="view_analysistask"))
-    client.force_login(ops)
+    client.force_login(staff_user("view_analysistask"))
     found = {}
     for family in text_string_to_metric_families(client.get("/metrics").content.decode()):
         for sample in family.samples:
