@@ -98,8 +98,9 @@ def coordinate(key: str) -> None:
     """Create every due frame of task ``key``, then make sure workers drain them.
 
     Safe to run twice: ticks serialize on a per-task advisory lock, and frames
-    are unique by start time. A tick that finds the lock taken does nothing:
-    the holder does the same work.
+    are unique by start time. A tick that finds the lock taken leaves the work to
+    the holder, and a re-arm behind (:func:`rearm_after_holder`) in case the holder
+    dies before it commits.
     """
     task = AnalysisTask.get(key)
     if task is None:
@@ -110,7 +111,10 @@ def coordinate(key: str) -> None:
     result = None
     with mistakes_reported(key):
         result = coordinator.tick(task)
-    if result is None or not (result.locked and result.running):
+    if result is None or not result.running:
+        return
+    if not result.locked:
+        rearm_after_holder(task)
         return
     # The tick has committed: the workers these messages wake can see its frames.
     top_up(key, result.due)
@@ -133,6 +137,18 @@ def top_up(key: str, due: int) -> int:
     for _ in range(missing):
         calculate.send(key)
     return max(missing, 0)
+
+
+def rearm_after_holder(task: AnalysisTask) -> None:
+    """Re-arm ``task`` a second from now (unless a re-arm is pending): another tick holds
+    its lock, and may die before it commits. RabbitMQ hands a killed worker's message
+    back at once, while the dead tick's server process still holds the lock until its
+    statement ends; without this, that redelivered tick would do nothing and the task
+    would wait for the scheduler's next minute. A holder that commits finds this re-arm
+    pending and sends none of its own: the re-arm's tick plans the next one."""
+    delay = coordinator.MIN_REARM.total_seconds()
+    if coordinator.claim_rearm(task, delay):
+        send_rearm(task.key, delay)
 
 
 def send_rearm(key: str, delay_seconds: float) -> None:

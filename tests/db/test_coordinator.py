@@ -82,6 +82,26 @@ def test_a_tick_that_finds_the_task_locked_does_nothing(live_db):
     assert tick().created == 10  # once released, the next tick does the work
 
 
+def test_a_tick_that_finds_the_task_locked_rearms_it_in_case_the_holder_dies(live_db):
+    # Given a task whose lock another tick holds (on RabbitMQ, a killed worker's tick is
+    # redelivered at once, while its dead server process may still hold the lock)
+    write_stream(10)
+    task = AnalysisTask.require("counts")
+
+    # When a tick comes, and then another
+    with held_in_another_transaction(lambda: coordinator.try_lock("counts")):
+        tasks.coordinate.fn("counts")
+        tasks.coordinate.fn("counts")
+
+    # Then it leaves one re-arm a second later (one only: the second finds it pending),
+    # so the work is done even if the holder never commits
+    task.refresh_from_db()
+    assert task.rearm_at is not None
+    assert timedelta(0) < task.rearm_at - timezone.now() <= coordinator.MIN_REARM
+    assert delayed_coordinate_messages("counts") == 1
+    assert CountFrame.objects.count() == 0
+
+
 @pytest.mark.django_db
 def test_a_stopped_task_creates_no_frames():
     write_stream(10)
@@ -181,6 +201,18 @@ def coordinate_messages_due_now(key: str) -> int:
             "SELECT count(*) FROM dramatiq.queue WHERE queue_name = %s AND state = 'queued'"
             " AND message->>'actor_name' = %s AND message->'args'->>0 = %s",
             [tasks.QUEUE, tasks.coordinate.actor_name, key],
+        )
+        return cursor.fetchone()[0]
+
+
+def delayed_coordinate_messages(key: str) -> int:
+    """Coordinator messages for ``key`` waiting for their delay (re-arms): Dramatiq's
+    delay queue, ``<queue>.DQ``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM dramatiq.queue WHERE queue_name = %s AND state = 'queued'"
+            " AND message->>'actor_name' = %s AND message->'args'->>0 = %s",
+            [f"{tasks.QUEUE}.DQ", tasks.coordinate.actor_name, key],
         )
         return cursor.fetchone()[0]
 

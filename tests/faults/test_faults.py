@@ -294,9 +294,7 @@ def newest_frame(db: Database) -> datetime:
     return T0 - SECOND if newest is None else newest
 
 
-# Not on RabbitMQ yet: there, one run stopped creating frames after the first kill and
-# timed out waiting for the next coordinator INSERT; the cause is not found (an open issue).
-@routes("direct", "redis")
+@routes("direct", "rabbitmq", "redis")
 def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
     route, shared_db, clusters, slow_frame_inserts
 ):
