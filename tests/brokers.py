@@ -1,15 +1,21 @@
-"""RabbitMQ and Redis brokers of a test's own (the services run on these machines).
+"""The brokers the tests run on: dramatiq-postgres by default, RabbitMQ or Redis too.
 
-:class:`Transport` names a queue (RabbitMQ) or a namespace (Redis) of its own, gives
-the environment that makes a worker (tests/settings.py) use it, sends messages to
-it from the test, and deletes what it made.
+A whole test run can carry its messages on RabbitMQ or Redis (the services run
+on these machines at their standard ports): ``TEST_BROKER=rabbitmq`` or
+``TEST_BROKER=redis``. tests/settings.py then names a queue (RabbitMQ) or a
+namespace (Redis) of the run's own, which the workers and schedulers the tests
+start inherit; tests/conftest.py empties it after each test and deletes it at the end.
+
+:class:`Transport` is such a broker of a test's own, beside the run's.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -17,27 +23,36 @@ import pytest
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672"
 REDIS_URL = "redis://127.0.0.1:6379/11"
+#: The queue's name on Redis (a namespace tells the runs apart there).
+REDIS_QUEUE = "stream_analysis"
+BROKERS = ("postgres", "rabbitmq", "redis")
+
+#: The broker of this test run (TEST_BROKER).
+RUN_BROKER = os.environ.get("TEST_BROKER", "postgres")
+if RUN_BROKER not in BROKERS:
+    raise RuntimeError(f"TEST_BROKER={RUN_BROKER!r}: use one of {', '.join(BROKERS)}")
 
 
 class Transport:
-    """A broker of the test's own, as the worker builds it from tests/settings.py."""
+    """A RabbitMQ queue or a Redis namespace, as a worker builds it from tests/settings.py."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, name: str | None = None) -> None:
         self.kind = kind
-        self.name = f"sa_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.name = name or f"sa_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         self.broker: Any = None
 
     def env(self) -> dict[str, str]:
         """The worker's environment: the broker, and the queue or namespace of this test."""
         if self.kind == "rabbitmq":
             return {"TEST_BROKER": "rabbitmq", "STREAM_ANALYSIS_QUEUE": self.name}
-        return {"TEST_BROKER": "redis", "TEST_REDIS_NAMESPACE": self.name}
+        return {"TEST_BROKER": "redis", "TEST_REDIS_NAMESPACE": self.name,
+                "STREAM_ANALYSIS_QUEUE": REDIS_QUEUE}  # fmt: skip
 
     @property
     def queue(self) -> str:
-        return self.name if self.kind == "rabbitmq" else "stream_analysis"
+        return self.name if self.kind == "rabbitmq" else REDIS_QUEUE
 
-    def open(self) -> None:
+    def open(self) -> Transport:
         if self.kind == "rabbitmq":
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -47,12 +62,23 @@ class Transport:
 
             self.broker = RedisBroker(url=REDIS_URL, namespace=self.name)
         self.broker.declare_queue(self.queue)
+        return self
 
     def send(self, actor_name: str, *args: Any) -> None:
         message = dramatiq.Message(
             queue_name=self.queue, actor_name=actor_name, args=args, kwargs={}, options={}
         )
         self.broker.enqueue(message)
+
+    def empty(self) -> None:
+        """Drop every message: queued, delayed, and those a killed worker held."""
+        if self.kind == "rabbitmq":
+            self.broker.flush(self.queue)  # unacked ones came back when their worker died
+        else:
+            client = self.broker.client
+            keys = list(client.scan_iter(f"{self.name}:*"))  # the acks of dead workers too
+            if keys:
+                client.delete(*keys)
 
     def remove(self) -> None:
         if self.broker is None:
@@ -62,11 +88,20 @@ class Transport:
             for queue in (self.name, f"{self.name}.DQ", f"{self.name}.XQ"):
                 channel.queue_delete(queue)
         else:
-            client = self.broker.client
-            keys = list(client.scan_iter(f"{self.name}:*"))
-            if keys:
-                client.delete(*keys)
+            self.empty()
         self.broker.close()
+
+
+def run_transport() -> Transport | None:
+    """The run's own queue (RabbitMQ) or namespace (Redis), open, as tests/settings.py
+    names it; None on dramatiq-postgres (each run has a database of its own there)."""
+    from django.conf import settings
+
+    if RUN_BROKER == "postgres":
+        return None
+    if RUN_BROKER == "rabbitmq":
+        return Transport("rabbitmq", settings.STREAM_ANALYSIS_QUEUE).open()
+    return Transport("redis", settings.DRAMATIQ_BROKER["OPTIONS"]["namespace"]).open()
 
 
 def transport_or_skip(kind: str) -> Iterator[Transport]:
@@ -83,3 +118,19 @@ def transport_or_skip(kind: str) -> Iterator[Transport]:
         yield made
     finally:
         made.remove()
+
+
+#: A worker process's "ready" line in its log, with the process's id.
+READY = re.compile(r"\[PID (\d+)\] \[MainThread\] \[dramatiq\.WorkerProcess\(\d+\)\] "
+                   r"\[INFO\] Worker process is ready for action")  # fmt: skip
+
+
+def ready_processes(logs: Iterable[Path]) -> set[str]:
+    """The worker processes that logged they are ready, as "log:pid" (each a process
+    once, a restarted one anew): on RabbitMQ and Redis, which keep no table of workers."""
+    return {
+        f"{path.name}:{pid}"
+        for path in logs
+        if path.exists()
+        for pid in READY.findall(path.read_text(errors="replace"))
+    }

@@ -21,6 +21,8 @@ from django.db import connection, transaction
 
 from stream_analysis import signals
 from stream_analysis.database import database_url
+from tests import brokers
+from tests.brokers import RUN_BROKER, Transport, ready_processes
 from tests.pgbouncer import PgBouncer
 
 # The shared assertions in these helper modules report like a test's own (pytest only
@@ -175,14 +177,32 @@ def processes() -> Iterator[Processes]:
         yield started
 
 
+#: TEST_PGBOUNCER=1: the processes the tests start (workers, schedulers, commands) reach
+#: PostgreSQL through one PgBouncer of the run's own, in transaction pooling with
+#: :data:`RUN_POOL` server connections, as behind a hosted PostgreSQL's; the test process
+#: itself connects directly. Started by the ``run_pgbouncer`` fixture.
+RUN_PGBOUNCER = os.environ.get("TEST_PGBOUNCER") == "1"
+RUN_POOL = 8
+_run_bouncer: list[PgBouncer] = []  # the run's PgBouncer, once run_pgbouncer started it
+
+
+def run_bouncer() -> PgBouncer | None:
+    """The run's PgBouncer (TEST_PGBOUNCER=1), once started; else None."""
+    return _run_bouncer[0] if _run_bouncer else None
+
+
 def worker_env(**extra: str) -> dict[str, str]:
-    """Environment of a child process that uses this test run's database; ``extra`` wins."""
+    """Environment of a child process that uses this test run's database (through the
+    run's PgBouncer with TEST_PGBOUNCER=1); ``extra`` wins."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url(connection.settings_dict),
         DJANGO_SETTINGS_MODULE="tests.settings",
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
     )
+    bouncer = run_bouncer()
+    if bouncer is not None:
+        env.update(pgbouncer_worker_env(bouncer))
     env.update(extra)
     return env
 
@@ -201,7 +221,7 @@ WITH_DEFAULT_SIGINT = (
 
 
 def registered_workers() -> set[str]:
-    """Ids of the worker processes the broker has seen (one row per process)."""
+    """Ids of the worker processes dramatiq-postgres has seen (one row per process)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT worker_id FROM dramatiq.worker")
         return {str(row[0]) for row in cursor.fetchall()}
@@ -232,7 +252,7 @@ class Workers:
         Waiting matters: a worker already running prefetches every queued message,
         so one started later may otherwise find nothing left to do.
         """
-        before = registered_workers()
+        before = self.up()
         command = [
             sys.executable, "-m", "dramatiq", "django_dramatiq.setup", "actors.tasks",
             "--processes", str(processes), "--threads", str(threads), "--path", str(REPO), *args,
@@ -245,11 +265,19 @@ class Workers:
         if not wait:
             return proc
         wait_until(
-            lambda: proc.poll() is not None or len(registered_workers() - before) >= processes,
+            lambda: proc.poll() is not None or len(self.up() - before) >= processes,
             60,
             "the worker processes to register with the broker",
         )
         return proc
+
+    def up(self) -> set[str]:
+        """Ids of the worker processes up (a restarted one anew): the rows of
+        dramatiq-postgres' table of workers, or on RabbitMQ and Redis, which keep none,
+        the processes that logged they are ready."""
+        if RUN_BROKER == "postgres":
+            return registered_workers()
+        return ready_processes(self.log_dir.glob("worker-*.log"))
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -269,8 +297,24 @@ class Workers:
         )
 
 
+@pytest.fixture(scope="session")
+def run_pgbouncer(django_db_setup: None) -> Iterator[PgBouncer | None]:
+    """With TEST_PGBOUNCER=1, the run's PgBouncer in front of the test database (see
+    :data:`RUN_PGBOUNCER`), stopped at the end; else None."""
+    if not RUN_PGBOUNCER:
+        yield None
+        return
+    bouncer = PgBouncer(connection.settings_dict, pool_size=RUN_POOL).start()
+    _run_bouncer.append(bouncer)
+    try:
+        yield bouncer
+    finally:
+        _run_bouncer.clear()
+        bouncer.stop()
+
+
 @pytest.fixture
-def live_db(transactional_db: None) -> Iterator[None]:
+def live_db(transactional_db: None, run_pgbouncer: PgBouncer | None) -> Iterator[None]:
     """Committed data (other processes see it); the broker's queue is emptied afterwards."""
     yield
     with connection.cursor() as cursor:
@@ -342,6 +386,25 @@ def close_broker_pool(django_db_setup: None) -> Iterator[None]:
     pool = getattr(dramatiq.get_broker(), "pool", None)
     if pool is not None:
         pool.close()
+
+
+@pytest.fixture(scope="session")
+def run_transport() -> Iterator[Transport | None]:
+    """The run's queue or namespace on RabbitMQ or Redis (TEST_BROKER), deleted at the end;
+    None on dramatiq-postgres."""
+    made = brokers.run_transport()
+    yield made
+    if made is not None:
+        made.remove()
+
+
+@pytest.fixture(autouse=True)
+def broker_emptied(run_transport: Transport | None) -> Iterator[None]:
+    """On RabbitMQ or Redis, each test's messages dropped once it has stopped its
+    processes (on dramatiq-postgres, ``live_db`` truncates the broker's table)."""
+    yield
+    if run_transport is not None:
+        run_transport.empty()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -58,6 +58,13 @@ DATABASES["default"]["TEST"] = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
+# A whole test run on RabbitMQ or Redis (TEST_BROKER, tests/brokers.py) has a queue or a
+# namespace of its own, named here once; the processes its tests start inherit the name.
+_RUN_QUEUE = {"rabbitmq": "STREAM_ANALYSIS_QUEUE", "redis": "TEST_REDIS_NAMESPACE"}
+if os.environ.get("TEST_BROKER") in _RUN_QUEUE:
+    os.environ.setdefault(_RUN_QUEUE[os.environ["TEST_BROKER"]], f"sa_tests_{os.getpid()}")
+
+
 def test_broker(**postgres_options: Any) -> dict:
     """The broker of a worker the tests start: TEST_BROKER (postgres, rabbitmq or redis).
 

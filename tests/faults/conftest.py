@@ -12,32 +12,34 @@ import pytest
 from django.db import connection
 
 from stream_analysis.database import database_url
-from tests.brokers import Transport, transport_or_skip
-from tests.conftest import Processes
+from tests.conftest import Processes, run_bouncer
 from tests.pgbouncer import PgBouncer
 
 from .harness import LONG, RESULTS, Cluster, Database, ThrowawayServer, table
 
 
-@pytest.fixture
-def shared_db(live_db: None) -> Database:
-    """This test run's database (pytest-django's), seen by the test's processes."""
+def run_database() -> Database:
+    """This test run's database (pytest-django's), reached directly."""
     return Database(database_url(connection.settings_dict))
 
 
-class Route:
-    """How a scenario's processes reach PostgreSQL and carry their messages: ``direct``
-    (the default), through a PgBouncer of the test's own (``pgbouncer``), or with
-    RabbitMQ or Redis as the broker. :meth:`begin` returns ``clusters()`` arguments."""
+@pytest.fixture
+def shared_db(live_db: None) -> Database:
+    """This test run's database, seen by the test's processes (through the run's
+    PgBouncer with TEST_PGBOUNCER=1: ``clusters``)."""
+    return run_database()
 
-    LABELS = {"direct": "", "pgbouncer": ", via PgBouncer", "rabbitmq": ", RabbitMQ",
-              "redis": ", Redis"}  # fmt: skip
+
+class Route:
+    """How a scenario's processes reach PostgreSQL: ``direct`` (the default) or through a
+    PgBouncer of the test's own (``pgbouncer``). Their broker is the run's (TEST_BROKER:
+    tests/brokers.py). :meth:`begin` returns ``clusters()`` arguments."""
+
+    LABELS = {"direct": "", "pgbouncer": ", via PgBouncer"}
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.bouncer: PgBouncer | None = None
-        self.transport: Iterator[Transport] | None = None
-        self.own: Transport | None = None
 
     def label(self, scenario: str) -> str:
         return scenario + self.LABELS[self.kind]
@@ -46,24 +48,11 @@ class Route:
         if self.kind == "pgbouncer":
             self.bouncer = PgBouncer(settings_dict, pool_size=4).start()
             return {"via": Database(self.bouncer.url(settings_dict["NAME"]))}
-        if self.kind in ("rabbitmq", "redis"):
-            self.transport = transport_or_skip(self.kind)
-            self.own = next(self.transport)
-            return self.own.env()
         return {}
-
-    def send(self, actor: Any, *args: Any) -> None:
-        """Send ``actor`` a message on the route's broker (the workers' one), from the test."""
-        if self.own is None:
-            actor.send(*args)
-        else:
-            self.own.send(actor.actor_name, *args)
 
     def end(self) -> None:
         if self.bouncer is not None:
             self.bouncer.stop()
-        if self.transport is not None:
-            self.transport.close()
 
 
 @pytest.fixture
@@ -94,6 +83,9 @@ def clusters(
     made: list[Cluster] = []
 
     def make(db: Database, tasks: list[str], via: Database | None = None, **env: str) -> Cluster:
+        bouncer = run_bouncer()
+        if via is None and bouncer is not None and db == run_database():
+            via = Database(bouncer.url(connection.settings_dict["NAME"]))  # TEST_PGBOUNCER
         cluster = Cluster(db, tmp_path, tasks, processes, via, **env)
         made.append(cluster)
         return cluster

@@ -33,6 +33,7 @@ import psutil
 import psycopg
 
 from stream_analysis.database import database_url
+from tests.brokers import RUN_BROKER, ready_processes
 from tests.conftest import Processes, poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,11 +308,10 @@ class Cluster:
         self._supervisor.start()
 
     def _registered(self) -> set[str]:
-        """Ids of the worker processes up: in dramatiq-postgres' table, or for another
-        broker (TEST_BROKER) the worker logs that say so."""
-        if self.extra_env.get("TEST_BROKER", "postgres") != "postgres":
-            logs = sorted(self.log_dir.glob("worker-*.log"))
-            return {p.name for p in logs if "is ready for action" in p.read_text(errors="replace")}
+        """Ids of the worker processes up: in dramatiq-postgres' table, or on RabbitMQ and
+        Redis (TEST_BROKER), which keep none, the processes that logged they are ready."""
+        if RUN_BROKER != "postgres":
+            return ready_processes(self.log_dir.glob("worker-*.log"))
         return {str(row[0]) for row in self.db.rows("SELECT worker_id FROM dramatiq.worker")}
 
     def start_schedulers(self, count: int) -> None:

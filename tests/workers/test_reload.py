@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from actors.tasks import calculate
-from tests.conftest import REPO, Workers, at, registered_workers, wait_until
+from tests.conftest import REPO, Workers, at, wait_until
 from tests.testapp.models import CountFrame, Item
 
 pytestmark = pytest.mark.workers
@@ -80,9 +80,9 @@ def test_editing_calculate_takes_effect_without_a_restart(workers: Workers, tmp_
     assert calculate_frame(at(0), items=3) == 1003
 
     # When calculate() is edited while the worker runs
-    before = registered_workers()
+    before = workers.up()
     frame_module.write_text(FRAME_MODULE.replace("+ 1000", "+ 20000"))
-    wait_until(lambda: registered_workers() - before, 25, "the worker to restart")
+    wait_until(lambda: workers.up() - before, 25, "the worker to restart")
 
     # Then the next frame is calculated by the new code
     assert calculate_frame(at(15), items=2) == 20002

@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from actors.broker import POOL_SIZE
 from actors.sizing import connection_budget
+from tests.brokers import RUN_BROKER
 from tests.conftest import wait_until
+
+#: The broker's own connections per process: dramatiq-postgres' pool; none on RabbitMQ or
+#: Redis (TEST_BROKER).
+POOL = POOL_SIZE if RUN_BROKER == "postgres" else 0
 
 
 def max_connections() -> int:
@@ -25,8 +31,8 @@ def test_a_worker_too_big_for_max_connections_warns_once_at_start(workers):
     # Given a server's max_connections, and a worker of 2 processes with enough threads
     # that, by the budget, it alone can exceed it
     limit = max_connections()
-    threads = limit // 2
-    budget = connection_budget(2, threads)
+    threads = limit // 2 + 1
+    budget = connection_budget(2, threads, POOL)
     assert budget > limit
 
     # When it starts
@@ -54,8 +60,9 @@ def test_a_worker_within_max_connections_logs_its_budget_without_a_warning(worke
 
     wait_until(lambda: budget_lines(workers.logs()), 30, "the connection budget checked")
     (line,) = budget_lines(workers.logs())
+    budget = connection_budget(1, 2, POOL)  # 7 on dramatiq-postgres, 2 on RabbitMQ or Redis
     assert "[INFO]" in line
     assert (
-        "this worker (1 processes x 2 threads) can open up to 7 database connections "
+        f"this worker (1 processes x 2 threads) can open up to {budget} database connections "
         f"(server's max_connections: {max_connections()})"
     ) in line
