@@ -202,7 +202,7 @@ def worker_env(**extra: str) -> dict[str, str]:
     )
     bouncer = run_bouncer()
     if bouncer is not None:
-        env.update(pgbouncer_worker_env(bouncer))
+        env.update(pgbouncer_worker_env(bouncer, name=BEHIND_RUN_PGBOUNCER_NAME))
     env.update(extra)
     return env
 
@@ -359,17 +359,20 @@ def through_pgbouncer(pgbouncer: PgBouncer) -> Iterator[PgBouncer]:
         settings_dict.update(saved)
 
 
-#: The application_name of the sessions a worker opens through PgBouncer.
+#: The application_name of the sessions a worker opens through a test's own PgBouncer.
 BEHIND_PGBOUNCER_NAME = "stream_analysis-behind-pgbouncer"
+#: ... and through the run's PgBouncer (TEST_PGBOUNCER=1), told apart from those.
+BEHIND_RUN_PGBOUNCER_NAME = "stream_analysis-behind-run-pgbouncer"
 
 
-def pgbouncer_worker_env(bouncer: PgBouncer, broker: str = "direct") -> dict[str, str]:
+def pgbouncer_worker_env(
+    bouncer: PgBouncer, broker: str = "direct", name: str = BEHIND_PGBOUNCER_NAME
+) -> dict[str, str]:
     """Environment of a worker behind ``bouncer``: Django through it, and the broker
     directly (``direct``: its LISTEN needs a session) or through it too, polling
-    (``pooled``). Its sessions through PgBouncer are named :data:`BEHIND_PGBOUNCER_NAME`."""
+    (``pooled``). Its sessions through PgBouncer have the application_name ``name``."""
     url = bouncer.url(connection.settings_dict["NAME"])
-    env = {"DATABASE_URL": f"{url}?application_name={BEHIND_PGBOUNCER_NAME}",
-           "BEHIND_PGBOUNCER": "1"}  # fmt: skip
+    env = {"DATABASE_URL": f"{url}?application_name={name}", "BEHIND_PGBOUNCER": "1"}
     if broker == "direct":
         env["DIRECT_DATABASE_URL"] = database_url(connection.settings_dict)
     else:

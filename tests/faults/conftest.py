@@ -35,14 +35,9 @@ class Route:
     PgBouncer of the test's own (``pgbouncer``). Their broker is the run's (TEST_BROKER:
     tests/brokers.py). :meth:`begin` returns ``clusters()`` arguments."""
 
-    LABELS = {"direct": "", "pgbouncer": ", via PgBouncer"}
-
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.bouncer: PgBouncer | None = None
-
-    def label(self, scenario: str) -> str:
-        return scenario + self.LABELS[self.kind]
 
     def begin(self, settings_dict: dict[str, Any]) -> dict[str, Any]:
         if self.kind == "pgbouncer":

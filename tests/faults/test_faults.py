@@ -132,11 +132,13 @@ class Scenario:
         return verdict
 
     def judged(self, output: Output) -> Verdict:
-        """``output``'s frames read back and compared with the truth, now; its row names
-        the run's broker (TEST_BROKER) unless it is dramatiq-postgres."""
+        """``output``'s frames read back and compared with the truth, now; its row says
+        when the processes went through PgBouncer, and names the run's broker
+        (TEST_BROKER) unless it is dramatiq-postgres."""
+        via = ", via PgBouncer" if self.cluster.via is not None else ""
         return judge(
-            output.label + BROKER_LABELS[RUN_BROKER], self.db, output.table, output.model,
-            output.truth, len(self.faults), logged=output.logged,
+            output.label + via + BROKER_LABELS[RUN_BROKER], self.db, output.table,
+            output.model, output.truth, len(self.faults), logged=output.logged,
         )  # fmt: skip
 
     def finish(self, *outputs: Output) -> list[Verdict]:
@@ -187,7 +189,7 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(route, sh
     rate = 20.0
     where = route.begin(connection.settings_dict)
     run = Scenario(
-        route.label("1. workers SIGKILLed"),
+        "1. workers SIGKILLed",
         shared_db,
         StreamWriter(shared_db, FRAMES, rate),
         # every frame takes 30 ms: batches keep transactions open for a kill to cut;
@@ -225,16 +227,13 @@ def test_twenty_random_sigkills_of_workers_lose_and_duplicate_no_frame(route, sh
 # -- 2. doubled schedulers and coordinators ----------------------------------------------
 
 
-def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(
-    route, shared_db, clusters
-):
-    # Given three workers and three periodiq schedulers, all ticking (on each broker)
-    where = route.begin(connection.settings_dict)
+def test_three_schedulers_and_three_coordinators_at_once_make_each_frame_once(shared_db, clusters):
+    # Given three workers and three periodiq schedulers, all ticking
     run = Scenario(
-        route.label("2. 3 schedulers, 3 coordinators"),
+        "2. 3 schedulers, 3 coordinators",
         shared_db,
         StreamWriter(shared_db, FRAMES, 40.0),
-        clusters(shared_db, ["seconds", *COMPANIONS], **where),
+        clusters(shared_db, ["seconds", *COMPANIONS]),
     )
     run.begin(workers=3, threads=2, schedulers=3)
 
@@ -298,16 +297,15 @@ def newest_frame(db: Database) -> datetime:
 
 
 def test_the_coordinator_killed_mid_insert_leaves_no_gap_and_no_duplicate(
-    route, shared_db, clusters, slow_frame_inserts
+    shared_db, clusters, slow_frame_inserts
 ):
-    # Given two workers and a live stream, slow while the faults are injected (on each broker)
+    # Given two workers and a live stream, slow while the faults are injected
     kills = scale(3, 12)
-    where = route.begin(connection.settings_dict)
     run = Scenario(
-        route.label("3. coordinator SIGKILLed mid-INSERT"),
+        "3. coordinator SIGKILLed mid-INSERT",
         shared_db,
         StreamWriter(shared_db, FRAMES, 8.0),
-        clusters(shared_db, ["seconds", *COMPANIONS], **where),
+        clusters(shared_db, ["seconds", *COMPANIONS]),
     )
     run.begin(workers=2, threads=3)
     seen: set[int] = set()
@@ -354,7 +352,7 @@ def test_postgresql_restarted_mid_run_workers_and_scheduler_recover_by_themselve
     db = throwaway_server.db
     downtimes = [2.0, 10.0, 30.0] if LONG else [3.0]
     run = Scenario(
-        route.label("4. PostgreSQL restarted"),
+        "4. PostgreSQL restarted",
         db,
         StreamWriter(db, FRAMES, 25.0),
         clusters(db, ["seconds", *COMPANIONS], **route.begin(throwaway_server.settings)),

@@ -1,8 +1,9 @@
 """Real workers behind PgBouncer in transaction pooling calculate a backlog once, within
 its pool (tests/db/test_pgbouncer.py: the cleanup's lock and the admin behind it).
 
-Every test here starts a PgBouncer of its own (tests/pgbouncer.py, Debian's
-package) in front of the test database's server, with 4 server connections.
+The first test starts a PgBouncer of its own (tests/pgbouncer.py, Debian's package) in
+front of the test database's server, with 4 server connections; the last checks that
+TEST_PGBOUNCER=1 puts the run's workers behind the run's PgBouncer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import pytest
 from django.db import connection
 
 from actors import tasks
-from tests.conftest import BEHIND_PGBOUNCER_NAME, pgbouncer_worker_env, wait_until
+from tests.conftest import (
+    BEHIND_PGBOUNCER_NAME,
+    BEHIND_RUN_PGBOUNCER_NAME,
+    RUN_PGBOUNCER,
+    pgbouncer_worker_env,
+    wait_until,
+)
 from tests.pgbouncer import PgBouncer
 from tests.streams import assert_every_frame_exactly_once, calculated, write_stream
 
@@ -55,3 +62,34 @@ def test_workers_behind_pgbouncer_calculate_a_backlog_once_within_its_pool(
     assert_every_frame_exactly_once(expected)
     assert 0 < peak <= pgbouncer.pool_size, f"{peak} server connections"
     assert "prepared statement" not in workers.logs()
+
+
+@pytest.mark.workers
+def test_the_runs_workers_reach_postgresql_the_way_test_pgbouncer_says(workers):
+    # Given a worker started as every test starts them (through the run's PgBouncer when
+    # TEST_PGBOUNCER=1, else directly)
+    expected = write_stream(20)
+    workers.start(processes=1, threads=2)
+    seen: set[str] = set()
+
+    # When it calculates a backlog
+    tasks.coordinate.send("counts")
+
+    def done() -> bool:
+        seen.update(application_names(connection.settings_dict["NAME"]))
+        return calculated() == 20
+
+    wait_until(done, 60, "20 calculated frames")
+
+    # Then its sessions came through the run's PgBouncer exactly when the run says so
+    assert_every_frame_exactly_once(expected)
+    assert (BEHIND_RUN_PGBOUNCER_NAME in seen) is RUN_PGBOUNCER, seen
+
+
+def application_names(database: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = %s",
+            [database],
+        )
+        return {row[0] for row in cursor.fetchall()}
