@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,17 @@ class Transport:
         self.broker.enqueue(message)
 
     def empty(self) -> None:
-        """Drop every message: queued, delayed, and those a killed worker held."""
+        """Drop every message: queued, delayed, and those a stopped or killed worker held.
+
+        On RabbitMQ, once no worker consumes any more (a dead worker's unacknowledged
+        messages are back in the queue by then)."""
         if self.kind == "rabbitmq":
-            self.broker.flush(self.queue)  # unacked ones came back when their worker died
+            from tests.conftest import poll
+
+            with rabbitmq() as broker:
+                queues = (self.name, f"{self.name}.DQ")
+                poll(lambda: not any(consumers(broker, q) for q in queues), 30, "no consumer")
+                broker.flush(self.name)
         else:
             client = self.broker.client
             keys = list(client.scan_iter(f"{self.name}:*"))  # the acks of dead workers too
@@ -84,12 +93,36 @@ class Transport:
         if self.broker is None:
             return
         if self.kind == "rabbitmq":
-            channel = self.broker.channel
-            for queue in (self.name, f"{self.name}.DQ", f"{self.name}.XQ"):
-                channel.queue_delete(queue)
+            with rabbitmq() as broker:
+                for queue in (self.name, f"{self.name}.DQ", f"{self.name}.XQ"):
+                    broker.channel.queue_delete(queue)
         else:
             self.empty()
         self.broker.close()
+
+
+@contextmanager
+def rabbitmq() -> Iterator[Any]:
+    """A RabbitMQ broker on a connection of its own, closed afterwards: one left idle
+    through a long test misses its heartbeats, and RabbitMQ closes it."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=RABBITMQ_URL)
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+def consumers(broker: Any, queue: str) -> int:
+    """How many consumers a RabbitMQ queue has (0 for one that does not exist)."""
+    import pika.exceptions
+
+    try:
+        return int(broker.channel.queue_declare(queue, passive=True).method.consumer_count)
+    except pika.exceptions.ChannelClosedByBroker:  # 404: not declared (yet)
+        del broker.channel
+        return 0
 
 
 def run_transport() -> Transport | None:

@@ -193,15 +193,18 @@ def run_bouncer() -> PgBouncer | None:
 
 def worker_env(**extra: str) -> dict[str, str]:
     """Environment of a child process that uses this test run's database (through the
-    run's PgBouncer with TEST_PGBOUNCER=1); ``extra`` wins."""
+    run's PgBouncer with TEST_PGBOUNCER=1, unless ``extra`` names a DATABASE_URL of its
+    own); ``extra`` wins."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url(connection.settings_dict),
         DJANGO_SETTINGS_MODULE="tests.settings",
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
     )
-    bouncer = run_bouncer()
-    if bouncer is not None:
+    if RUN_PGBOUNCER and "DATABASE_URL" not in extra:
+        bouncer = run_bouncer()
+        if bouncer is None:
+            raise RuntimeError("TEST_PGBOUNCER=1, but the run's PgBouncer is not started")
         env.update(pgbouncer_worker_env(bouncer, name=BEHIND_RUN_PGBOUNCER_NAME))
     env.update(extra)
     return env
@@ -250,7 +253,8 @@ class Workers:
         (or overrides) :func:`worker_env`.
 
         Waiting matters: a worker already running prefetches every queued message,
-        so one started later may otherwise find nothing left to do.
+        so one started later may otherwise find nothing left to do. On RabbitMQ and
+        Redis the wait ends at the "ready" log line, just before the worker consumes.
         """
         before = self.up()
         command = [
@@ -297,10 +301,10 @@ class Workers:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def run_pgbouncer(django_db_setup: None) -> Iterator[PgBouncer | None]:
     """With TEST_PGBOUNCER=1, the run's PgBouncer in front of the test database (see
-    :data:`RUN_PGBOUNCER`), stopped at the end; else None."""
+    :data:`RUN_PGBOUNCER`), from the start of the run to its end; else None."""
     if not RUN_PGBOUNCER:
         yield None
         return
@@ -314,7 +318,7 @@ def run_pgbouncer(django_db_setup: None) -> Iterator[PgBouncer | None]:
 
 
 @pytest.fixture
-def live_db(transactional_db: None, run_pgbouncer: PgBouncer | None) -> Iterator[None]:
+def live_db(transactional_db: None) -> Iterator[None]:
     """Committed data (other processes see it); the broker's queue is emptied afterwards."""
     yield
     with connection.cursor() as cursor:

@@ -68,8 +68,9 @@ if os.environ.get("TEST_BROKER") in _RUN_QUEUE:
 def test_broker(**postgres_options: Any) -> dict:
     """The broker of a worker the tests start: TEST_BROKER (postgres, rabbitmq or redis).
 
-    RabbitMQ and Redis run on these machines at their standard ports; a test names
-    its own queue (STREAM_ANALYSIS_QUEUE) or Redis namespace (TEST_REDIS_NAMESPACE).
+    RabbitMQ and Redis run on these machines at their standard ports; the run (above),
+    or a test of its own (tests/brokers.py), names the queue (STREAM_ANALYSIS_QUEUE) or
+    Redis namespace (TEST_REDIS_NAMESPACE).
     """
     broker = os.environ.get("TEST_BROKER", "postgres")
     if broker == "rabbitmq":

@@ -71,7 +71,7 @@ def test_racing_inserts_without_the_lock_are_still_no_ops_thanks_to_the_unique_s
     assert CountFrame.objects.count() == 1000
 
 
-def test_a_tick_that_finds_the_task_locked_does_nothing(live_db):
+def test_a_coordinator_tick_that_finds_the_task_locked_creates_nothing(live_db):
     write_stream(10)
 
     with held_in_another_transaction(lambda: coordinator.try_lock("counts")):
