@@ -102,13 +102,21 @@ class FrameStream(ModelStream):
         return self.source().get_earliest_start_time()
 
     def get_latest_stream_time(self) -> datetime | None:
-        """The start of the oldest source frame not calculated, else the newest one's end."""
-        oldest_open = (
-            self.frames().filter(states.NOT_CALCULATED).aggregate(v=models.Min("start_time"))["v"]
+        """The start of the oldest source frame not calculated, else the newest one's end.
+
+        One statement, so one snapshot. Read in two, source frames that the source's
+        tick committed between them were missed by the first and counted by the
+        second: the rollup then passed them before they were calculated, and, since a
+        first calculation is no late arrival, its frames over them kept a wrong count.
+        """
+        found = self.frames().aggregate(
+            oldest_open=models.Min("start_time", filter=states.NOT_CALCULATED),
+            newest=models.Max("start_time"),
         )
-        if oldest_open is not None:
-            return oldest_open
-        return self.source().get_latest_end_time()
+        if found["oldest_open"] is not None:
+            return found["oldest_open"]
+        newest = found["newest"]
+        return None if newest is None else newest + self.source().DURATION
 
     def get_late_arrivals(
         self, arrived_after: datetime, arrived_until: datetime, time_before: datetime
