@@ -114,12 +114,5 @@ def broker_settings_for(broker: str, **options: Any) -> dict[str, Any]:
     and Redis (``[redis]``): ``"dramatiq.brokers.redis.RedisBroker"``, ``url=...``.
     PostgreSQL stays the queue of frames and the lock; the broker carries tokens
     (docs/deployment.md says what each broker cannot do).
-
-    RabbitMQ gets ``confirm_delivery=True`` unless ``options`` say otherwise: without
-    publisher confirms, a worker killed just after sending can lose the message while
-    its acknowledgement reaches RabbitMQ (a delayed message moves to its queue so, on
-    another connection), and a task's re-arm with it.
     """
-    if broker.rsplit(".", 1)[-1] == "RabbitmqBroker":
-        options = {"confirm_delivery": True, **options}
     return {"BROKER": broker, "OPTIONS": options, "MIDDLEWARE": list(MIDDLEWARE)}
