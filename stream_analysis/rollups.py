@@ -104,19 +104,24 @@ class FrameStream(ModelStream):
     def get_latest_stream_time(self) -> datetime | None:
         """The start of the oldest source frame not calculated, else the newest one's end.
 
-        One statement, so one snapshot. Read in two, source frames that the source's
-        tick committed between them were missed by the first and counted by the
-        second: the rollup then passed them before they were calculated, and, since a
-        first calculation is no late arrival, its frames over them kept a wrong count.
+        One statement (one snapshot) that reads each by its index. Read in two,
+        source frames that the source's tick committed between them were missed by
+        the first and counted by the second: the rollup then passed them before they
+        were calculated, and, since a first calculation is no late arrival, its frames
+        over them kept a wrong count.
         """
-        found = self.frames().aggregate(
-            oldest_open=models.Min("start_time", filter=states.NOT_CALCULATED),
-            newest=models.Max("start_time"),
+        frames = self.frames()
+        oldest_open = frames.filter(states.NOT_CALCULATED).order_by("start_time")
+        found = (  # the newest frame, and the oldest not calculated: each by its index
+            frames.order_by("-start_time")
+            .annotate(oldest_open=models.Subquery(oldest_open.values("start_time")[:1]))
+            .values_list("start_time", "oldest_open")
+            .first()
         )
-        if found["oldest_open"] is not None:
-            return found["oldest_open"]
-        newest = found["newest"]
-        return None if newest is None else newest + self.source().DURATION
+        if found is None:
+            return None
+        newest, oldest = found
+        return oldest if oldest is not None else newest + self.source().DURATION
 
     def get_late_arrivals(
         self, arrived_after: datetime, arrived_until: datetime, time_before: datetime
