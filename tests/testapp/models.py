@@ -69,6 +69,31 @@ class Behaviour(models.Model):
     sleep_seconds = models.FloatField(default=0)
 
 
+#: How long a frame waits at the gate at most; then it goes on, and the test that set
+#: the gate finds too few worker instances took part.
+GATE_TIMEOUT = 60
+
+
+def wait_at_gate() -> None:
+    """With ``TEST_GATE_DIR`` and ``TEST_GATE_INSTANCES``: hold every frame until worker
+    processes of that many Dramatiq instances (main processes) have each started one,
+    or :data:`GATE_TIMEOUT` has passed. Each process leaves a file named
+    ``<main pid>-<pid>``; files, not rows: the rows of a batch still under way are
+    invisible to the other processes. So a test can show work is shared between
+    instances without racing them: no instance can drain the backlog alone."""
+    gate = os.environ.get("TEST_GATE_DIR")
+    if not gate:
+        return
+    with open(os.path.join(gate, f"{os.getppid()}-{os.getpid()}"), "w"):
+        pass
+    wanted = int(os.environ["TEST_GATE_INSTANCES"])
+    until = time.monotonic() + GATE_TIMEOUT
+    while time.monotonic() < until:
+        if len({name.split("-")[0] for name in os.listdir(gate)}) >= wanted:
+            return
+        time.sleep(0.02)
+
+
 class LoggedFrame(BaseTimeFrame):
     STREAM_CLASS = ItemStream
     DURATION = timedelta(seconds=15)
@@ -86,6 +111,7 @@ class LoggedFrame(BaseTimeFrame):
         behave = Behaviour.objects.filter(frame_start=self.start_time).first()
         if behave is not None:
             self.misbehave(behave)
+        wait_at_gate()
         # Lets a test slow every frame down so that several workers really race.
         time.sleep(float(os.environ.get("TEST_CALCULATE_SLEEP", "0")))
         self.item_count = len(stream_data)
