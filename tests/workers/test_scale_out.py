@@ -50,9 +50,7 @@ def server_budget() -> int:
     return budget
 
 
-def test_three_worker_instances_share_the_work_within_their_connection_budget(
-    workers, tmp_path
-):
+def test_three_worker_instances_share_the_work_within_their_connection_budget(workers, tmp_path):
     # Given three worker instances of 2 processes, as if on three hosts, whose frames wait
     # at a gate until processes of all three have started one (tests/testapp/models.py)
     expected = write_stream(240)
