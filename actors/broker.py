@@ -75,6 +75,8 @@ class DjangoPostgresBroker(PostgresBroker):
 #: default list names Prometheus, which does not import on dramatiq 2, and an
 #: empty list would build a broker without retries, time limits or periodiq.
 #: ConnectionBudget warns at start when a worker is too big for the server.
+#: CurrentMessage lets a redelivered coordinator tick send the re-arm it claimed
+#: before its worker died (``actors.tasks.current_message_id``).
 MIDDLEWARE = [
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
@@ -82,6 +84,7 @@ MIDDLEWARE = [
     "dramatiq.middleware.Callbacks",
     "dramatiq.middleware.Pipelines",
     "dramatiq.middleware.Retries",
+    "dramatiq.middleware.CurrentMessage",
     "periodiq.PeriodiqMiddleware",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "actors.sizing.ConnectionBudget",

@@ -20,6 +20,7 @@ from typing import Any
 
 import dramatiq
 from django.utils import timezone
+from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from periodiq import cron
 
@@ -56,6 +57,9 @@ QUEUE: str = queue_name()
 #: Dramatiq's own retries cover infrastructure errors (database gone, reset
 #: connection); calculate() failures are retried per frame by the domain.
 INFRA_RETRIES: dict[str, Any] = {"max_retries": 20, "min_backoff": 1_000, "max_backoff": 30_000}
+#: The longest message id a re-arm claim records (``AnalysisTask.rearm_by``); Dramatiq's
+#: are UUIDs (36 characters).
+MESSAGE_ID_LENGTH = AnalysisTask._meta.get_field("rearm_by").max_length or 0
 
 
 @contextmanager
@@ -120,7 +124,9 @@ def coordinate(key: str) -> None:
     top_up(key, result.due)
     if result.capped:
         coordinate.send(key)  # the frames past MAX_FRAMES_PER_TICK, at once
-    elif result.rearm_in is not None and coordinator.claim_rearm(task, result.rearm_in):
+    elif result.rearm_in is not None and coordinator.claim_rearm(
+        task, result.rearm_in, current_message_id()
+    ):
         send_rearm(key, result.rearm_in)
 
 
@@ -147,8 +153,19 @@ def rearm_after_holder(task: AnalysisTask) -> None:
     would wait for the scheduler's next minute. A holder that commits finds this re-arm
     pending and sends none of its own: the re-arm's tick plans the next one."""
     delay = coordinator.MIN_REARM.total_seconds()
-    if coordinator.claim_rearm(task, delay):
+    if coordinator.claim_rearm(task, delay, current_message_id()):
         send_rearm(task.key, delay)
+
+
+def current_message_id() -> str:
+    """The id of the message this actor runs for (Dramatiq's ``CurrentMessage``
+    middleware); "" outside a worker, or without that middleware. A redelivered or
+    retried message keeps its id: it may claim its own pending re-arm again, in case
+    it died, or failed, before it sent it."""
+    message = CurrentMessage.get_current_message()
+    if message is None or len(message.message_id) > MESSAGE_ID_LENGTH:
+        return ""
+    return str(message.message_id)
 
 
 def send_rearm(key: str, delay_seconds: float) -> None:

@@ -313,16 +313,24 @@ def mark_late_frames(task: AnalysisTask, frame_class: type[BaseTimeFrame], now: 
     return marked
 
 
-def claim_rearm(task: AnalysisTask, delay_seconds: float) -> bool:
+def claim_rearm(task: AnalysisTask, delay_seconds: float, claimant: str = "") -> bool:
     """Record a re-arm tick ``delay_seconds`` from now unless one is already pending.
 
-    Returns True when the caller should send the delayed tick. A lost message
-    (crash after commit) only delays the task until the next periodic tick,
-    which finds ``rearm_at`` in the past and re-arms again.
+    Returns True when the caller should send the delayed tick. ``claimant`` is the
+    message id of the tick that claims: the same message may claim again while its
+    re-arm is pending. That message comes back only if its worker died, or it failed,
+    after it claimed and perhaps before it sent; a second re-arm tick is harmless (ticks
+    are idempotent), a lost one would leave the task until the next periodic tick.
+    Without a claimant (a tick run outside a worker) a pending re-arm is never claimed
+    again: a lost message then waits for the next periodic tick, which finds
+    ``rearm_at`` in the past and re-arms again.
     """
     now = timezone.now()
     due = now + timedelta(seconds=delay_seconds)
-    updated = (
-        AnalysisTask.objects.filter(pk=task.pk).exclude(rearm_at__gt=now).update(rearm_at=due)
+    claimable = models.Q(rearm_at__isnull=True) | models.Q(rearm_at__lte=now)
+    if claimant:
+        claimable |= models.Q(rearm_by=claimant)
+    updated = AnalysisTask.objects.filter(claimable, pk=task.pk).update(
+        rearm_at=due, rearm_by=claimant
     )
     return updated == 1

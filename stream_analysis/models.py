@@ -345,6 +345,14 @@ class AnalysisTask(models.Model):
     rearm_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When the pending re-arm tick is due."
     )
+    rearm_by = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="The message id of the tick that claimed the pending re-arm.",
+    )
     last_tick_at = models.DateTimeField(null=True, blank=True, editable=False)
     frame_grid = models.CharField(
         max_length=100,

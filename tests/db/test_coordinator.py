@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
+import dramatiq
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
+from dramatiq import Message
+from dramatiq.middleware import CurrentMessage
 
 from actors import queue, tasks
 from stream_analysis import coordinator, grid
@@ -147,6 +152,49 @@ def test_at_most_one_rearm_is_pending_per_task():
 
     AnalysisTask.objects.filter(pk=task.pk).update(rearm_at=timezone.now() - timedelta(seconds=1))
     assert coordinator.claim_rearm(task, 5.0) is True
+
+
+@pytest.mark.django_db
+def test_the_message_that_claimed_the_pending_rearm_may_claim_it_again():
+    task = AnalysisTask.require("counts")
+
+    assert coordinator.claim_rearm(task, 5.0, "message-a") is True
+    assert coordinator.claim_rearm(task, 5.0, "message-b") is False
+    assert coordinator.claim_rearm(task, 5.0) is False
+    assert coordinator.claim_rearm(task, 5.0, "message-a") is True  # message-a came back
+    assert AnalysisTask.objects.get(pk=task.pk).rearm_by == "message-a"
+
+
+@contextmanager
+def processing(message: Message) -> Iterator[None]:
+    """Run as a worker runs ``message``: Dramatiq's CurrentMessage middleware names it."""
+    middleware = CurrentMessage()
+    middleware.before_process_message(dramatiq.get_broker(), message)
+    try:
+        yield
+    finally:
+        middleware.after_process_message(dramatiq.get_broker(), message)
+
+
+def test_a_tick_redelivered_after_it_claimed_its_rearm_and_died_sends_the_rearm(live_db):
+    # Given a tick (message A) that claimed the task's re-arm, and whose worker was
+    # killed before it sent it
+    write_stream(10)
+    task = AnalysisTask.require("counts")
+    dead_tick = tasks.coordinate.message("counts")
+    assert coordinator.claim_rearm(task, 15.0, dead_tick.message_id) is True
+
+    # When another tick comes first, then message A again (the broker's redelivery)
+    with processing(tasks.coordinate.message("counts")):
+        tasks.coordinate.fn("counts")
+    assert delayed_coordinate_messages("counts") == 0  # the re-arm is A's to send
+    with processing(dead_tick):
+        tasks.coordinate.fn("counts")
+
+    # Then the redelivered tick sends the re-arm its first run never sent
+    assert delayed_coordinate_messages("counts") == 1
+    task.refresh_from_db()
+    assert task.rearm_by == dead_tick.message_id
 
 
 @pytest.mark.django_db

@@ -7,8 +7,10 @@ CountFrame lasts 15 s (task "counts", autostart); MinuteFrame lasts 70 s (task
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -380,3 +382,16 @@ def test_clear_queue_deletes_the_tasks_queued_messages_only():
 
     assert (messages, deleted) == (3, 1)
     assert AnalysisTask.get("minutely").clear_queue() == (1, 0)
+
+
+@pytest.mark.django_db
+def test_the_apps_models_match_their_migrations():
+    # A model change without its migration would fail at the user's first query instead
+    call_command(
+        "makemigrations",
+        "stream_analysis",
+        "stream_analysis_actors",
+        "--check",
+        "--dry-run",
+        stdout=StringIO(),
+    )
