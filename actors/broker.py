@@ -92,6 +92,30 @@ MIDDLEWARE = [
 ]
 
 
+#: The middleware of :data:`MIDDLEWARE` a guarantee depends on, and what is lost without
+#: each: ``manage.py check`` warns of a hand-written list that lacks one
+#: (``stream_analysis.W003``).
+NEEDED_MIDDLEWARE = {
+    "dramatiq.middleware.TimeLimit": "a hung calculate() is never interrupted",
+    "dramatiq.middleware.Retries": (
+        "a tick or a calculation that meets a database error (a restart, a reset "
+        "connection) is not retried"
+    ),
+    "dramatiq.middleware.CurrentMessage": (
+        "a tick redelivered after its worker died cannot send the re-arm it had claimed: "
+        "the task waits for the scheduler's next minute"
+    ),
+    "periodiq.PeriodiqMiddleware": ("the scheduler sends nothing: no tick, no periodic cleanup"),
+    "django_dramatiq.middleware.DbConnectionsMiddleware": (
+        "worker threads keep database connections that a server restart broke"
+    ),
+    "actors.shutdown.GracefulShutdown": (
+        "a restart (SIGTERM to the process group, as honcho, Heroku and systemd send it) "
+        "kills the batches under way instead of committing them"
+    ),
+}
+
+
 def broker_settings(**options: Any) -> dict[str, Any]:
     """A ``DRAMATIQ_BROKER`` setting for this app; ``options`` go to the broker.
 

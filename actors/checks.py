@@ -9,9 +9,12 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 from periodiq import cron
 
 from stream_analysis.settings import app_settings
+
+from .broker import NEEDED_MIDDLEWARE
 
 #: Dramatiq's rule for queue names (``dramatiq.actor``): it raises at declaration otherwise.
 QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
@@ -53,7 +56,29 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 "Write the middleware list out; see docs/installation.md (Settings).",
             )
         ]
-    return []
+    return [
+        checks.Warning(
+            f"DRAMATIQ_BROKER's MIDDLEWARE has no {path}: {loss}.",
+            hint=f'Add "{path}" to the list, or build DRAMATIQ_BROKER with '
+            "actors.broker.broker_settings() or broker_settings_for(), which list it.",
+            id="stream_analysis.W003",
+        )
+        for path, loss in NEEDED_MIDDLEWARE.items()
+        if not any(_is_a(entry, import_string(path)) for entry in broker["MIDDLEWARE"])
+    ]
+
+
+def _is_a(entry: Any, middleware: type) -> bool:
+    """Whether a ``MIDDLEWARE`` entry (a dotted path, a class or an instance, as
+    django-dramatiq takes them) is ``middleware`` or a subclass of it. A path that does
+    not import is not: the worker will not start with it anyway."""
+    if isinstance(entry, str):
+        try:
+            entry = import_string(entry)
+        except ImportError:
+            return False
+    cls = entry if isinstance(entry, type) else type(entry)
+    return issubclass(cls, middleware)
 
 
 @checks.register()

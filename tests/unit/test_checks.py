@@ -19,7 +19,9 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import models
 from django.test.utils import isolate_apps, override_settings
+from dramatiq.middleware import CurrentMessage, Retries
 
+from actors.broker import NEEDED_MIDDLEWARE, broker_settings
 from stream_analysis import BaseTimeFrame
 from tests import checks_fixtures
 from tests.conftest import REPO, worker_env
@@ -416,6 +418,36 @@ def test_a_dramatiq_broker_without_a_broker_class_is_e009(settings):
     settings.DRAMATIQ_BROKER = {"MIDDLEWARE": ["dramatiq.middleware.Retries"]}
 
     assert_reports("stream_analysis.E009")
+
+
+def test_a_hand_written_middleware_list_without_what_the_app_needs_is_w003_naming_each(settings):
+    # Given the app's list written out by hand, without two of the middleware it needs
+    missing = ["dramatiq.middleware.CurrentMessage", "actors.shutdown.GracefulShutdown"]
+    middleware = [path for path in broker_settings()["MIDDLEWARE"] if path not in missing]
+    settings.DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker",
+                                "MIDDLEWARE": middleware}  # fmt: skip
+
+    found = reported()
+
+    # Then one warning each, naming it and what is lost, with the fix
+    assert [m.id for m in found] == ["stream_analysis.W003"] * 2
+    for warning, path in zip(found, missing, strict=True):
+        assert path in warning.msg and NEEDED_MIDDLEWARE[path] in warning.msg
+        assert f'Add "{path}"' in warning.hint and "broker_settings()" in warning.hint
+
+
+class OwnRetries(Retries):
+    pass
+
+
+def test_middleware_given_as_a_subclass_or_an_instance_counts_as_the_needed_one(settings):
+    middleware = broker_settings()["MIDDLEWARE"]
+    middleware[middleware.index("dramatiq.middleware.Retries")] = OwnRetries
+    middleware[middleware.index("dramatiq.middleware.CurrentMessage")] = CurrentMessage()
+    settings.DRAMATIQ_BROKER = {"BROKER": "actors.broker.DjangoPostgresBroker",
+                                "MIDDLEWARE": middleware}  # fmt: skip
+
+    assert reported() == []
 
 
 @pytest.mark.parametrize("middleware", [None, []], ids=["missing", "empty"])
