@@ -38,17 +38,20 @@ def test_a_stream_is_analysed_end_to_end_by_real_workers_and_ticks(workers):
                for f in CountFrame.objects.all())  # fmt: skip
 
 
-def test_two_worker_processes_calculate_each_frame_exactly_once(workers):
-    # Given 150 frames whose calculate() takes a few ms, and two worker processes
+def test_two_worker_processes_calculate_each_frame_exactly_once(workers, tmp_path: Path):
+    # Given 150 frames whose calculate() takes a few ms, and two worker processes whose
+    # frames wait at a gate until both have started one (so neither drains them alone)
     expected = write_stream(150)
-    env = {"TEST_CALCULATE_SLEEP": "0.02"}
-    workers.start(processes=1, threads=4, **env)
-    workers.start(processes=1, threads=4, **env)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {"TEST_CALCULATE_SLEEP": "0.02", "TEST_GATE_DIR": str(gate), "TEST_GATE_INSTANCES": "2"}
+    workers.start(processes=1, threads=2, **env)
+    workers.start(processes=1, threads=2, **env)
 
     # When the coordinator ticks and duplicate calculate messages pile up
     tasks.coordinate.send("counts")
-    # (once the frames exist: a message that finds none stops at once, and the
-    # coordinator's few top-up messages could then all go to one process)
+    # (once the frames exist: a message that finds none stops at once; and more than
+    # one process holds, 2 x 2 threads of Dramatiq's prefetch, so both get some)
     wait_until(lambda: CountFrame.objects.count() == 150, 30, "the coordinator's 150 frames")
     for _ in range(8):
         tasks.calculate.send("counts")
