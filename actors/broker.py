@@ -105,7 +105,7 @@ NEEDED_MIDDLEWARE = {
         "a tick redelivered after its worker died cannot send the re-arm it had claimed: "
         "the task waits for the scheduler's next minute"
     ),
-    "periodiq.PeriodiqMiddleware": ("the scheduler sends nothing: no tick, no periodic cleanup"),
+    "periodiq.PeriodiqMiddleware": "the scheduler sends nothing: no tick, no periodic cleanup",
     "django_dramatiq.middleware.DbConnectionsMiddleware": (
         "worker threads keep database connections that a server restart broke"
     ),
