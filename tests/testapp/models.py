@@ -9,6 +9,7 @@ counts the calculations that really committed (exactly-once means one row).
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.contrib.postgres.fields import ArrayField
@@ -89,9 +90,21 @@ def wait_at_gate() -> None:
     wanted = int(os.environ["TEST_GATE_INSTANCES"])
     until = time.monotonic() + GATE_TIMEOUT
     while time.monotonic() < until:
-        if len({name.split("-")[0] for name in os.listdir(gate)}) >= wanted:
+        if len(set(gate_arrivals(gate).values())) >= wanted:
             return
         time.sleep(0.02)
+
+
+def gate_env(directory: Path, instances: int) -> dict[str, str]:
+    """The worker environment that holds frames at a gate in ``directory`` (made here)
+    until processes of ``instances`` Dramatiq instances have reached it."""
+    directory.mkdir()
+    return {"TEST_GATE_DIR": str(directory), "TEST_GATE_INSTANCES": str(instances)}
+
+
+def gate_arrivals(gate: str | Path) -> dict[int, int]:
+    """Each worker process that reached the gate: its pid -> its main process's pid."""
+    return {int(pid): int(main) for main, pid in (name.split("-") for name in os.listdir(gate))}
 
 
 class LoggedFrame(BaseTimeFrame):

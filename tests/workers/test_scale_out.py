@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.db import connection
 from django.db.models import Count
@@ -12,7 +10,7 @@ from actors import tasks
 from actors.sizing import connection_budget
 from tests.conftest import RUN_PGBOUNCER, RUN_POOL, wait_until
 from tests.streams import write_stream
-from tests.testapp.models import CalculationLog, CountFrame
+from tests.testapp.models import CalculationLog, CountFrame, gate_arrivals, gate_env
 
 pytestmark = pytest.mark.workers
 
@@ -55,12 +53,7 @@ def test_three_worker_instances_share_the_work_within_their_connection_budget(wo
     # at a gate until processes of all three have started one (tests/testapp/models.py)
     expected = write_stream(240)
     gate = tmp_path / "gate"
-    gate.mkdir()
-    env = {
-        "TEST_CALCULATE_SLEEP": "0.01",
-        "TEST_GATE_DIR": str(gate),
-        "TEST_GATE_INSTANCES": str(INSTANCES),
-    }
+    env = {"TEST_CALCULATE_SLEEP": "0.01", **gate_env(gate, INSTANCES)}
     instances = [
         workers.start(processes=PROCESSES, threads=THREADS, **env) for _ in range(INSTANCES)
     ]
@@ -84,8 +77,8 @@ def test_three_worker_instances_share_the_work_within_their_connection_budget(wo
     runs = CalculationLog.objects.filter(frame_model="CountFrame")
     per_frame = dict(runs.values_list("start_time").annotate(n=Count("id")))
     assert per_frame == dict.fromkeys(expected, 1)
-    instance_of = {pid: main for main, pid in (name.split("-") for name in os.listdir(gate))}
-    committed = {int(instance_of[str(pid)]) for pid in runs.values_list("pid", flat=True)}
+    instance_of = gate_arrivals(gate)
+    committed = {instance_of[pid] for pid in runs.values_list("pid", flat=True)}
     assert committed == {proc.pid for proc in instances}
     # And the connections stayed within the budget, far below max_connections
     budget = server_budget()

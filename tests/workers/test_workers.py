@@ -18,7 +18,7 @@ from tests.streams import (
     calculations_per_frame,
     write_stream,
 )
-from tests.testapp.models import Behaviour, CalculationLog, CountFrame
+from tests.testapp.models import Behaviour, CalculationLog, CountFrame, gate_env
 
 pytestmark = pytest.mark.workers
 
@@ -42,9 +42,7 @@ def test_two_worker_processes_calculate_each_frame_exactly_once(workers, tmp_pat
     # Given 150 frames whose calculate() takes a few ms, and two worker processes whose
     # frames wait at a gate until both have started one (so neither drains them alone)
     expected = write_stream(150)
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    env = {"TEST_CALCULATE_SLEEP": "0.02", "TEST_GATE_DIR": str(gate), "TEST_GATE_INSTANCES": "2"}
+    env = {"TEST_CALCULATE_SLEEP": "0.02", **gate_env(tmp_path / "gate", instances=2)}
     workers.start(processes=1, threads=2, **env)
     workers.start(processes=1, threads=2, **env)
 
