@@ -56,6 +56,7 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 "Write the middleware list out; see docs/installation.md (Settings).",
             )
         ]
+    present = [cls for cls in map(_middleware_class, broker["MIDDLEWARE"]) if cls is not None]
     return [
         checks.Warning(
             f"DRAMATIQ_BROKER's MIDDLEWARE has no {path}: {loss}.",
@@ -64,21 +65,20 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             id="stream_analysis.W003",
         )
         for path, loss in NEEDED_MIDDLEWARE.items()
-        if not any(_is_a(entry, import_string(path)) for entry in broker["MIDDLEWARE"])
+        if not any(issubclass(cls, import_string(path)) for cls in present)
     ]
 
 
-def _is_a(entry: Any, middleware: type) -> bool:
-    """Whether a ``MIDDLEWARE`` entry (a dotted path, a class or an instance, as
-    django-dramatiq takes them) is ``middleware`` or a subclass of it. A path that does
-    not import is not: the worker will not start with it anyway."""
+def _middleware_class(entry: Any) -> type | None:
+    """The class of a ``MIDDLEWARE`` entry (a dotted path, a class or an instance, as
+    django-dramatiq takes them); None for a path that does not import: the worker will
+    not start with it anyway."""
     if isinstance(entry, str):
         try:
             entry = import_string(entry)
         except ImportError:
-            return False
-    cls = entry if isinstance(entry, type) else type(entry)
-    return issubclass(cls, middleware)
+            return None
+    return entry if isinstance(entry, type) else type(entry)
 
 
 @checks.register()
